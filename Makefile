@@ -1,0 +1,75 @@
+# rolecall: see README.md. `make dev` runs everything locally; `make test` runs every test.
+
+SHELL := /usr/bin/env bash -o pipefail
+.SHELLFLAGS := -ec
+
+K8S_VERSION ?= v1.37.2
+CONTROLLER_TOOLS_VERSION ?= v0.23.0
+GOLANGCI_LINT_VERSION ?= v2.15.0
+
+LOCALBIN := $(CURDIR)/bin
+CONTROLLER_GEN := $(LOCALBIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
+GOLANGCI_LINT := $(LOCALBIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
+CONTROL_PLANE := $(LOCALBIN)/k8s/$(K8S_VERSION)
+CONTROL_PLANE_BINARIES := $(CONTROL_PLANE)/etcd $(CONTROL_PLANE)/kube-apiserver $(CONTROL_PLANE)/kube-controller-manager $(CONTROL_PLANE)/kubectl
+
+# Tests find the control plane through envtest's usual variable.
+export KUBEBUILDER_ASSETS := $(CONTROL_PLANE)
+
+.PHONY: all
+all: build
+
+##@ Development
+
+.PHONY: manifests
+manifests: $(CONTROLLER_GEN) ## Generate CRDs and RBAC from the Go markers.
+	$(CONTROLLER_GEN) rbac:roleName=rolecall-manager crd paths="./..." \
+		output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
+
+.PHONY: generate
+generate: $(CONTROLLER_GEN) ## Generate deepcopy functions.
+	$(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" paths="./api/..."
+
+.PHONY: verify
+verify: manifests generate ## Regenerate everything and fail if the committed output was stale.
+	go mod tidy
+	@if [ -n "$$(git status --porcelain -- api config go.mod go.sum)" ]; then \
+		git status --porcelain -- api config go.mod go.sum; \
+		git --no-pager diff -- api config go.mod go.sum | head -100; \
+		echo "generated files are stale: run 'make manifests generate' and commit"; exit 1; fi
+
+.PHONY: lint
+lint: $(GOLANGCI_LINT) ## Run golangci-lint.
+	$(GOLANGCI_LINT) run ./...
+
+.PHONY: control-plane
+control-plane: $(CONTROL_PLANE_BINARIES) ## Build etcd, kube-apiserver, kube-controller-manager and kubectl once.
+
+$(CONTROL_PLANE_BINARIES):
+	K8S_VERSION=$(K8S_VERSION) hack/build-control-plane.sh
+
+.PHONY: test
+test: manifests generate control-plane ## Run every test against a real control plane.
+	go test ./... -count=1 -timeout 30m
+
+.PHONY: dev
+dev: manifests generate control-plane build ## Run rolecall on a local control plane; Ctrl-C stops it.
+	go run ./hack/dev
+
+##@ Build
+
+.PHONY: build
+build: ## Build the manager.
+	go build -o $(LOCALBIN)/manager ./cmd/manager
+
+$(CONTROLLER_GEN):
+	GOBIN=$(LOCALBIN) go install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_TOOLS_VERSION)
+	mv $(LOCALBIN)/controller-gen $@
+
+$(GOLANGCI_LINT):
+	GOBIN=$(LOCALBIN) go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
+	mv $(LOCALBIN)/golangci-lint $@
+
+.PHONY: help
+help: ## Show the targets.
+	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z_-]+:.*?##/ { printf "  %-15s %s\n", $$1, $$2 } /^##@/ { printf "\n%s\n", substr($$0, 5) }' $(MAKEFILE_LIST)

@@ -1,0 +1,52 @@
+package v1alpha1
+
+// Condition types on an Invitation.
+const (
+	// InvitationReadyCondition is True while the invitation can be redeemed; its reason says
+	// why not otherwise (Expired, Exhausted, Revoked, WaitingForCustomToken...).
+	InvitationReadyCondition = "Ready"
+	// InvitationTokenIssuedCondition is True once a token is in the token Secret.
+	InvitationTokenIssuedCondition = "TokenIssued"
+	// InvitationDeliveredCondition is True once the current token was delivered.
+	InvitationDeliveredCondition = "Delivered"
+	// InvitationPolicyAllowedCondition is False when policy denies the invitation.
+	InvitationPolicyAllowedCondition = "PolicyAllowed"
+)
+
+// Condition reasons on an Invitation.
+const (
+	// InvitationActiveReason: the token is issued and can be redeemed.
+	InvitationActiveReason = "Active"
+	// InvitationExpiredReason: the token's lifetime has passed.
+	InvitationExpiredReason = "Expired"
+	// InvitationExhaustedReason: every use has been redeemed.
+	InvitationExhaustedReason = "Exhausted"
+	// InvitationRevokedReason: spec.revoked is true.
+	InvitationRevokedReason = "Revoked"
+	// InvitationTokenGeneratedReason: rolecall generated a Link or Code token.
+	InvitationTokenGeneratedReason = "Generated"
+	// InvitationTokenRotatedReason: a resend replaced the token.
+	InvitationTokenRotatedReason = "Rotated"
+	// InvitationCustomTokenReadReason: the Custom token was read from the user's Secret.
+	InvitationCustomTokenReadReason = "CustomTokenRead"
+	// InvitationCustomTokenMissingReason: the Custom token's Secret or key does not exist (yet).
+	InvitationCustomTokenMissingReason = "CustomTokenMissing"
+	// InvitationCustomTokenUnlabeledReason: the Custom token's Secret lacks the token label.
+	InvitationCustomTokenUnlabeledReason = "CustomTokenUnlabeled"
+	// InvitationCustomTokenWeakReason: the Custom token is too easy to guess.
+	InvitationCustomTokenWeakReason = "CustomTokenWeak"
+	// InvitationTokenPendingReason: no token has been issued yet.
+	InvitationTokenPendingReason = "TokenPending"
+)
+
+// Condition types and reasons on a RoleGrantPolicy.
+const (
+	// PolicyReadyCondition is True when every rule compiles and the selector parses.
+	PolicyReadyCondition = "Ready"
+	// PolicyCompiledReason: the policy can be used.
+	PolicyCompiledReason = "Compiled"
+	// PolicyInvalidRuleReason: a CEL rule does not compile or does not return a bool.
+	PolicyInvalidRuleReason = "InvalidRule"
+	// PolicyInvalidSelectorReason: the namespace selector does not parse.
+	PolicyInvalidSelectorReason = "InvalidSelector"
+)

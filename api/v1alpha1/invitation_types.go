@@ -1,0 +1,363 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// TokenType says what kind of secret an Invitation hands out.
+// +kubebuilder:validation:Enum=Link;Code;Custom
+type TokenType string
+
+const (
+	// TokenTypeLink is a URL-safe token "<tokenID>.<secret>" meant to be clicked.
+	TokenTypeLink TokenType = "Link"
+	// TokenTypeCode is a short code in groups of four, meant to be read out or typed.
+	TokenTypeCode TokenType = "Code"
+	// TokenTypeCustom is a token the user supplies in a Secret.
+	TokenTypeCustom TokenType = "Custom"
+)
+
+// UpgradeMode says what happens to a user's earlier rolecall grants when they redeem again.
+// +kubebuilder:validation:Enum=Add;Replace
+type UpgradeMode string
+
+const (
+	// UpgradeAdd keeps earlier grants and adds this invitation's.
+	UpgradeAdd UpgradeMode = "Add"
+	// UpgradeReplace removes the user's earlier rolecall grants in the same scope first.
+	UpgradeReplace UpgradeMode = "Replace"
+)
+
+// InvitationPhase summarises where an Invitation is in its life.
+// +kubebuilder:validation:Enum=Pending;Active;Exhausted;Expired;Revoked;Declined;Denied
+type InvitationPhase string
+
+const (
+	// PhasePending means no token has been issued yet (for example, a Custom token's Secret
+	// does not exist yet); the Ready condition says what the invitation waits for.
+	PhasePending InvitationPhase = "Pending"
+	// PhaseActive means the token can be redeemed.
+	PhaseActive InvitationPhase = "Active"
+	// PhaseExhausted means every use has been redeemed.
+	PhaseExhausted InvitationPhase = "Exhausted"
+	// PhaseExpired means the token's lifetime has passed.
+	PhaseExpired InvitationPhase = "Expired"
+	// PhaseRevoked means spec.revoked is true.
+	PhaseRevoked InvitationPhase = "Revoked"
+	// PhaseDeclined means the invited person declined.
+	PhaseDeclined InvitationPhase = "Declined"
+	// PhaseDenied means policy no longer allows the inviter to grant what is offered.
+	PhaseDenied InvitationPhase = "Denied"
+)
+
+// Grant is one role the invited person receives on redemption.
+// +kubebuilder:validation:XValidation:rule="has(self.role) != has(self.clusterRole)",message="exactly one of role or clusterRole must be set"
+// +kubebuilder:validation:XValidation:rule="!has(self.clusterWide) || !self.clusterWide || has(self.clusterRole)",message="clusterWide requires clusterRole: a namespaced Role cannot be bound cluster-wide"
+// +kubebuilder:validation:XValidation:rule="!has(self.clusterWide) || !self.clusterWide || !has(self.__namespace__)",message="clusterWide and namespace are mutually exclusive: a ClusterRoleBinding has no namespace"
+type Grant struct {
+	// role is the name of a Role to bind with a RoleBinding, in namespace (or the
+	// invitation's namespace). Exactly one of role and clusterRole is set.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Role string `json:"role,omitempty"`
+
+	// clusterRole is the name of a ClusterRole to bind: with a RoleBinding in namespace (or
+	// the invitation's namespace), or with a ClusterRoleBinding when clusterWide is true.
+	// Exactly one of role and clusterRole is set.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	ClusterRole string `json:"clusterRole,omitempty"`
+
+	// namespace is where the RoleBinding is made. It defaults to the invitation's own
+	// namespace; another namespace must be allowed by a RoleGrantPolicy.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	Namespace string `json:"namespace,omitempty"`
+
+	// clusterWide binds clusterRole with a ClusterRoleBinding, in every namespace.
+	// Only valid with clusterRole, and only where a RoleGrantPolicy allows cluster-wide grants.
+	// +optional
+	ClusterWide bool `json:"clusterWide,omitempty"`
+
+	// idpGroup is a group in the identity provider that the person is also added to, through
+	// the manager's --idp-hook-url, when this grant is made (and removed with it).
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	IDPGroup string `json:"idpGroup,omitempty"`
+}
+
+// SecretReference names a Secret in the invitation's namespace.
+type SecretReference struct {
+	// name is the Secret's name.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+}
+
+// Delivery says how the token reaches the invited person.
+type Delivery struct {
+	// email sends the link by SMTP when spec.email is set and the manager has SMTP configured.
+	// +optional
+	Email bool `json:"email,omitempty"`
+}
+
+// Inviter is the identity that created the Invitation, as the API server authenticated it.
+type Inviter struct {
+	// username is the inviter's Kubernetes username.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=512
+	Username string `json:"username"`
+
+	// uid is the inviter's user UID, when the authenticator provides one.
+	// +optional
+	// +kubebuilder:validation:MaxLength=256
+	UID string `json:"uid,omitempty"`
+
+	// groups are the inviter's groups at creation time.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=256
+	// +kubebuilder:validation:items:MaxLength=512
+	Groups []string `json:"groups,omitempty"`
+
+	// extra holds the authenticator's extra attributes of the inviter.
+	// +optional
+	// +kubebuilder:validation:MaxProperties=32
+	Extra map[string]ExtraValue `json:"extra,omitempty"`
+}
+
+// ExtraValue is one extra attribute of an authenticated user.
+// +kubebuilder:validation:MaxItems=32
+// +kubebuilder:validation:items:MaxLength=1024
+type ExtraValue []string
+
+// InvitationSpec is what is offered, to whom, and under which limits.
+// +kubebuilder:validation:XValidation:rule="self.tokenType == 'Custom' ? has(self.customTokenSecretRef) : !has(self.customTokenSecretRef)",message="customTokenSecretRef is required with tokenType Custom and not allowed otherwise"
+// +kubebuilder:validation:XValidation:rule="has(oldSelf.inviter) == has(self.inviter) && (!has(self.inviter) || self.inviter == oldSelf.inviter)",message="inviter is immutable: it records who created the invitation"
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.revoked) || !oldSelf.revoked || (has(self.revoked) && self.revoked)",message="revoked cannot be undone; create a new Invitation instead"
+type InvitationSpec struct {
+	// email makes this a private invitation: only a person who signs in with this verified
+	// email address (compared case-insensitively) can redeem it.
+	// +optional
+	// +kubebuilder:validation:MaxLength=254
+	// +kubebuilder:validation:Pattern=`^[^@\s]+@[^@\s]+\.[^@\s]+$`
+	Email string `json:"email,omitempty"`
+
+	// grants are the roles bound to the person on redemption, all of them.
+	// +required
+	// +listType=atomic
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=16
+	Grants []Grant `json:"grants"`
+
+	// maxUses is how many people may redeem this invitation. It may be raised, or lowered
+	// but never below status.uses.
+	// +optional
+	// +kubebuilder:default=1
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000000
+	MaxUses int32 `json:"maxUses,omitempty"`
+
+	// expiresAfter is how long the token stays valid after it is issued (or re-issued by a
+	// resend), as a Go duration such as "72h". It defaults to the manager's
+	// --default-expires-after and may be capped by a RoleGrantPolicy.
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="expiresAfter must be a positive duration such as 72h"
+	ExpiresAfter *metav1.Duration `json:"expiresAfter,omitempty"`
+
+	// tokenType is the kind of token: Link (a URL to click), Code (a short code to type) or
+	// Custom (a token you supply in the Secret named by customTokenSecretRef).
+	// +optional
+	// +kubebuilder:default=Link
+	TokenType TokenType `json:"tokenType,omitempty"`
+
+	// customTokenSecretRef names a Secret in this namespace whose key "token" holds the token,
+	// for tokenType Custom only. The Secret must carry the label
+	// invites.rolecall.dev/token=custom; it may be created after the Invitation.
+	// +optional
+	CustomTokenSecretRef *SecretReference `json:"customTokenSecretRef,omitempty"`
+
+	// redirectURL is where the person is sent after redeeming. Only origins listed in the
+	// manager's --allowed-redirect-origins are followed; others get the success page.
+	// +optional
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() in ['https', 'http'] && url(self).getHost() != ''",message="redirectURL must be an absolute http or https URL"
+	RedirectURL string `json:"redirectURL,omitempty"`
+
+	// grantDuration makes each grant expire this long after its redemption. Unset means the
+	// grants stay until the invitation is revoked with revokeGrants or removed by hand.
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="grantDuration must be a positive duration such as 720h"
+	GrantDuration *metav1.Duration `json:"grantDuration,omitempty"`
+
+	// upgrade says what happens to the person's earlier rolecall grants in the same scope:
+	// Add keeps them, Replace removes them.
+	// +optional
+	// +kubebuilder:default=Add
+	Upgrade UpgradeMode `json:"upgrade,omitempty"`
+
+	// delivery says how the token is sent to the invited person.
+	// +optional
+	Delivery *Delivery `json:"delivery,omitempty"`
+
+	// hideInviter keeps the inviter's name off the landing page.
+	// +optional
+	HideInviter bool `json:"hideInviter,omitempty"`
+
+	// revoked stops all further redemptions. It cannot be undone.
+	// +optional
+	Revoked bool `json:"revoked,omitempty"`
+
+	// revokeGrants, with revoked (or on deletion), also removes the bindings this invitation made.
+	// +optional
+	RevokeGrants bool `json:"revokeGrants,omitempty"`
+
+	// inviter is who created the invitation. The admission webhook sets it from the request's
+	// authenticated user; it cannot be supplied by a client or changed later.
+	// +optional
+	Inviter *Inviter `json:"inviter,omitempty"`
+}
+
+// Redemption records one person's use of an invitation.
+type Redemption struct {
+	// user is the Kubernetes username the grants were bound to.
+	// +required
+	// +kubebuilder:validation:MaxLength=512
+	User string `json:"user"`
+
+	// redeemedAt is when the person redeemed.
+	// +required
+	RedeemedAt metav1.Time `json:"redeemedAt"`
+
+	// grantsExpireAt is when the grants made for this person expire, if spec.grantDuration is set.
+	// +optional
+	GrantsExpireAt *metav1.Time `json:"grantsExpireAt,omitempty"`
+}
+
+// ObjectReference names an object in the invitation's namespace.
+type ObjectReference struct {
+	// name is the object's name.
+	// +required
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+}
+
+// InvitationStatus is what rolecall observed and did. No field holds or allows recovering the token.
+type InvitationStatus struct {
+	// phase summarises the invitation's state. It is derived from spec, uses and time.
+	// +optional
+	Phase InvitationPhase `json:"phase,omitempty"`
+
+	// conditions are Ready, TokenIssued, Delivered and PolicyAllowed.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	// +kubebuilder:validation:MaxItems=16
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// observedGeneration is the spec generation this status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// tokenID is the public half of the token, for lookup and support. It does not allow
+	// redeeming the invitation.
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	TokenID string `json:"tokenID,omitempty"`
+
+	// tokenSecretRef names the Secret that holds the token (key "token") and its URL (key "url").
+	// +optional
+	TokenSecretRef *ObjectReference `json:"tokenSecretRef,omitempty"`
+
+	// issuedAt is when the current token was issued.
+	// +optional
+	IssuedAt *metav1.Time `json:"issuedAt,omitempty"`
+
+	// expiresAt is when the current token stops working: issuedAt plus spec.expiresAfter.
+	// +optional
+	ExpiresAt *metav1.Time `json:"expiresAt,omitempty"`
+
+	// uses is how many people have redeemed the invitation. It never exceeds spec.maxUses.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	Uses int32 `json:"uses,omitempty"`
+
+	// redemptions lists the most recent redemptions (at most 100); uses holds the full count.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=100
+	Redemptions []Redemption `json:"redemptions,omitempty"`
+
+	// deliveredAt is when the current token was last delivered.
+	// +optional
+	DeliveredAt *metav1.Time `json:"deliveredAt,omitempty"`
+
+	// observedResend is the value of the invites.rolecall.dev/resend annotation that the
+	// current token answers, so that each new value rotates the token exactly once.
+	// +optional
+	// +kubebuilder:validation:MaxLength=256
+	ObservedResend string `json:"observedResend,omitempty"`
+
+	// grantSummary lists the grants in short form, for kubectl get.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	GrantSummary string `json:"grantSummary,omitempty"`
+
+	// usesSummary is "uses/maxUses", for kubectl get.
+	// +optional
+	// +kubebuilder:validation:MaxLength=32
+	UsesSummary string `json:"usesSummary,omitempty"`
+}
+
+// Invitation offers roles to a person through a secret token: a link, a code or a token you
+// supply. When the person signs in with the cluster's identity provider and accepts, the
+// roles in spec.grants are bound to exactly the username the API server sees for them.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=inv,categories=rolecall
+// +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
+// +kubebuilder:printcolumn:name="Grants",type=string,JSONPath=`.status.grantSummary`
+// +kubebuilder:printcolumn:name="Email",type=string,JSONPath=`.spec.email`
+// +kubebuilder:printcolumn:name="Uses",type=string,JSONPath=`.status.usesSummary`
+// +kubebuilder:printcolumn:name="Expires",type=string,JSONPath=`.status.expiresAt`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:validation:XValidation:rule="!has(self.status) || !has(self.status.uses) || self.status.uses <= self.spec.maxUses",message="spec.maxUses may not be lower than status.uses",fieldPath=".spec.maxUses"
+type Invitation struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// spec is what is offered.
+	// +required
+	Spec InvitationSpec `json:"spec"`
+
+	// status is what rolecall observed.
+	// +optional
+	Status InvitationStatus `json:"status,omitempty"`
+}
+
+// InvitationList is a list of Invitations.
+//
+// +kubebuilder:object:root=true
+type InvitationList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []Invitation `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&Invitation{}, &InvitationList{})
+}

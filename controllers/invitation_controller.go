@@ -1,0 +1,157 @@
+// Package controllers holds rolecall's reconcilers: one per kind.
+package controllers
+
+import (
+	"context"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	invitesv1alpha1 "github.com/rolecall/rolecall/api/v1alpha1"
+)
+
+// customTokenSecretIndex indexes Invitations by the name of their Custom token Secret, so a
+// change to that Secret wakes exactly the invitations that use it.
+const customTokenSecretIndex = "spec.customTokenSecretRef.name"
+
+// InvitationReconciler issues each Invitation's token into a Secret it owns, keeps the
+// derived phase and conditions in status, and schedules the moment it expires.
+// It never writes spec, so GitOps tools see no drift.
+type InvitationReconciler struct {
+	client.Client
+	// APIReader reads past the cache: to confirm a token Secret is really gone before
+	// issuing a new one, and to tell users that a Custom token Secret exists but lacks
+	// the label the cache selects on.
+	APIReader client.Reader
+	Scheme    *runtime.Scheme
+	Recorder  events.EventRecorder
+	Clock     clock.PassiveClock
+	// PublicURL is the redemption server's external base URL; links are PublicURL/i/<token>.
+	PublicURL string
+	// DefaultExpiresAfter applies when spec.expiresAfter is unset.
+	DefaultExpiresAfter time.Duration
+}
+
+// +kubebuilder:rbac:groups=invites.rolecall.dev,resources=invitations,verbs=get;list;watch
+// +kubebuilder:rbac:groups=invites.rolecall.dev,resources=invitations/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;delete
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// Reconcile brings one Invitation's token and status up to date.
+func (r *InvitationReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	inv := &invitesv1alpha1.Invitation{}
+	if err := r.Get(ctx, req.NamespacedName, inv); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !inv.DeletionTimestamp.IsZero() {
+		// The token Secret is owned by the invitation and goes with it.
+		return ctrl.Result{}, nil
+	}
+
+	before := inv.DeepCopy()
+	plan, err := r.planToken(ctx, inv)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	now := r.Clock.Now()
+	updateStatus(inv, r.expiresAfter(inv), now)
+	if err := r.patchStatus(ctx, before, inv); err != nil {
+		if apierrors.IsConflict(err) {
+			// This pass worked from a stale copy and wrote nothing; the newer version's
+			// watch event brings the invitation back with fresh data.
+			logf.FromContext(ctx).V(1).Info("invitation changed during reconcile; waiting for the newer version")
+			return ctrl.Result{}, nil
+		}
+		return ctrl.Result{}, err
+	}
+	if err := r.applyToken(ctx, inv, plan); err != nil {
+		return ctrl.Result{}, err
+	}
+	r.recordTransition(before, inv)
+	return scheduleExpiry(inv, now), nil
+}
+
+func (r *InvitationReconciler) expiresAfter(inv *invitesv1alpha1.Invitation) time.Duration {
+	if inv.Spec.ExpiresAfter != nil {
+		return inv.Spec.ExpiresAfter.Duration
+	}
+	return r.DefaultExpiresAfter
+}
+
+// scheduleExpiry asks to be called again the moment an active invitation expires, instead
+// of polling. The delay is never zero or negative: an expired invitation needs no wake-up.
+func scheduleExpiry(inv *invitesv1alpha1.Invitation, now time.Time) ctrl.Result {
+	if inv.Status.Phase != invitesv1alpha1.PhaseActive || inv.Status.ExpiresAt == nil {
+		return ctrl.Result{}
+	}
+	remaining := inv.Status.ExpiresAt.Sub(now)
+	if remaining <= 0 {
+		return ctrl.Result{}
+	}
+	return ctrl.Result{RequeueAfter: remaining}
+}
+
+// patchStatus writes status once per pass, and only if it changed. The optimistic lock
+// matters twice: the redemption server also writes status (uses), and a phase derived from
+// a stale copy must not land on top of a newer count; and a token decided from a stale copy
+// must not be issued at all (see tokenPlan).
+func (r *InvitationReconciler) patchStatus(ctx context.Context, before, after *invitesv1alpha1.Invitation) error {
+	if equality.Semantic.DeepEqual(before.Status, after.Status) {
+		return nil
+	}
+	patch := client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})
+	return r.Status().Patch(ctx, after, patch)
+}
+
+// SetupWithManager registers the reconciler: it watches Invitations, the token Secrets they
+// own, and the Custom token Secrets they reference.
+func (r *InvitationReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	err := mgr.GetFieldIndexer().IndexField(context.Background(), &invitesv1alpha1.Invitation{}, customTokenSecretIndex,
+		func(obj client.Object) []string {
+			inv := obj.(*invitesv1alpha1.Invitation)
+			if inv.Spec.CustomTokenSecretRef == nil {
+				return nil
+			}
+			return []string{inv.Spec.CustomTokenSecretRef.Name}
+		})
+	if err != nil {
+		return err
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&invitesv1alpha1.Invitation{}).
+		Owns(&corev1.Secret{}).
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.invitationsUsingCustomToken),
+			builder.WithPredicates(predicate.NewPredicateFuncs(isCustomTokenSecret))).
+		Named("invitation").
+		Complete(r)
+}
+
+func isCustomTokenSecret(obj client.Object) bool {
+	return obj.GetLabels()[invitesv1alpha1.TokenLabel] == invitesv1alpha1.TokenLabelCustom
+}
+
+func (r *InvitationReconciler) invitationsUsingCustomToken(ctx context.Context, secret client.Object) []reconcile.Request {
+	var list invitesv1alpha1.InvitationList
+	if err := r.List(ctx, &list, client.InNamespace(secret.GetNamespace()),
+		client.MatchingFields{customTokenSecretIndex: secret.GetName()}); err != nil {
+		logf.FromContext(ctx).Error(err, "listing invitations that use a custom token secret", "secret", secret.GetName())
+		return nil
+	}
+	requests := make([]reconcile.Request, 0, len(list.Items))
+	for _, inv := range list.Items {
+		requests = append(requests, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&inv)})
+	}
+	return requests
+}

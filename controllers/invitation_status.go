@@ -1,0 +1,106 @@
+package controllers
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	invitesv1alpha1 "github.com/rolecall/rolecall/api/v1alpha1"
+)
+
+// updateStatus derives everything in status that follows from spec, the token and time.
+func updateStatus(inv *invitesv1alpha1.Invitation, expiresAfter time.Duration, now time.Time) {
+	if inv.Status.IssuedAt != nil {
+		expiresAt := metav1.NewTime(inv.Status.IssuedAt.Add(expiresAfter))
+		inv.Status.ExpiresAt = &expiresAt
+	} else {
+		inv.Status.ExpiresAt = nil
+	}
+	inv.Status.Phase = derivePhase(inv, now)
+	setReady(inv)
+	inv.Status.GrantSummary = grantSummary(inv.Spec.Grants)
+	inv.Status.UsesSummary = fmt.Sprintf("%d/%d", inv.Status.Uses, inv.Spec.MaxUses)
+	inv.Status.ObservedGeneration = inv.Generation
+}
+
+// derivePhase computes the phase from spec, status and time. Declined and Denied are set by
+// the redemption server and are final, as is Revoked.
+func derivePhase(inv *invitesv1alpha1.Invitation, now time.Time) invitesv1alpha1.InvitationPhase {
+	switch {
+	case inv.Spec.Revoked:
+		return invitesv1alpha1.PhaseRevoked
+	case inv.Status.Phase == invitesv1alpha1.PhaseDeclined, inv.Status.Phase == invitesv1alpha1.PhaseDenied:
+		return inv.Status.Phase
+	case inv.Status.TokenSecretRef == nil || inv.Status.ExpiresAt == nil:
+		return invitesv1alpha1.PhasePending
+	case inv.Status.Uses >= inv.Spec.MaxUses:
+		return invitesv1alpha1.PhaseExhausted
+	case !now.Before(inv.Status.ExpiresAt.Time):
+		return invitesv1alpha1.PhaseExpired
+	default:
+		return invitesv1alpha1.PhaseActive
+	}
+}
+
+// setReady explains the phase in the Ready condition, in words that say what to do next.
+func setReady(inv *invitesv1alpha1.Invitation) {
+	cond := metav1.Condition{Type: invitesv1alpha1.InvitationReadyCondition, Status: metav1.ConditionFalse, ObservedGeneration: inv.Generation}
+	switch inv.Status.Phase {
+	case invitesv1alpha1.PhaseActive:
+		cond.Status, cond.Reason = metav1.ConditionTrue, invitesv1alpha1.InvitationActiveReason
+		cond.Message = fmt.Sprintf("the invitation can be redeemed until %s", inv.Status.ExpiresAt.UTC().Format(time.RFC3339))
+	case invitesv1alpha1.PhasePending:
+		cond.Reason, cond.Message = invitesv1alpha1.InvitationTokenPendingReason, "no token has been issued yet"
+		if issued := meta.FindStatusCondition(inv.Status.Conditions, invitesv1alpha1.InvitationTokenIssuedCondition); issued != nil {
+			cond.Reason, cond.Message = issued.Reason, issued.Message
+		}
+	case invitesv1alpha1.PhaseExhausted:
+		cond.Reason = invitesv1alpha1.InvitationExhaustedReason
+		cond.Message = fmt.Sprintf("all %d uses have been redeemed; raise spec.maxUses to allow more", inv.Spec.MaxUses)
+	case invitesv1alpha1.PhaseExpired:
+		cond.Reason = invitesv1alpha1.InvitationExpiredReason
+		cond.Message = fmt.Sprintf("the token expired at %s; set the annotation %s to a new value to issue a fresh one",
+			inv.Status.ExpiresAt.UTC().Format(time.RFC3339), invitesv1alpha1.ResendAnnotation)
+	case invitesv1alpha1.PhaseRevoked:
+		cond.Reason, cond.Message = invitesv1alpha1.InvitationRevokedReason, "spec.revoked is true: no further redemptions"
+	default:
+		cond.Reason, cond.Message = string(inv.Status.Phase), "the invitation can no longer be redeemed"
+	}
+	meta.SetStatusCondition(&inv.Status.Conditions, cond)
+}
+
+// grantSummary lists grants briefly for kubectl get: "edit, view@prod, role/deployer, cluster-reader(cluster)".
+func grantSummary(grants []invitesv1alpha1.Grant) string {
+	parts := make([]string, 0, len(grants))
+	for _, g := range grants {
+		name := g.ClusterRole
+		if g.Role != "" {
+			name = "role/" + g.Role
+		}
+		switch {
+		case g.ClusterWide:
+			name += "(cluster)"
+		case g.Namespace != "":
+			name += "@" + g.Namespace
+		}
+		parts = append(parts, name)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// recordTransition emits an Event when the phase changes in a way a person should see.
+func (r *InvitationReconciler) recordTransition(before, after *invitesv1alpha1.Invitation) {
+	if before.Status.Phase == after.Status.Phase {
+		return
+	}
+	ready := meta.FindStatusCondition(after.Status.Conditions, invitesv1alpha1.InvitationReadyCondition)
+	eventType := corev1.EventTypeNormal
+	if after.Status.Phase == invitesv1alpha1.PhasePending && before.Status.Phase != "" {
+		eventType = corev1.EventTypeWarning
+	}
+	r.Recorder.Eventf(after, nil, eventType, string(after.Status.Phase), "UpdatePhase", "%s", ready.Message)
+}

@@ -1,0 +1,84 @@
+// Package manager wires rolecall's controllers into a controller-runtime manager. The
+// command and the tests share it, so the tests run the manager users run.
+package manager
+
+import (
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/selection"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	invitesv1alpha1 "github.com/rolecall/rolecall/api/v1alpha1"
+	"github.com/rolecall/rolecall/controllers"
+)
+
+// Config is what the controllers need from the command line.
+type Config struct {
+	// PublicURL is the redemption server's external base URL.
+	PublicURL string
+	// DefaultExpiresAfter applies to invitations that do not set spec.expiresAfter.
+	DefaultExpiresAfter time.Duration
+	// Clock is the controllers' time source; tests pass a fake one.
+	Clock clock.PassiveClock
+}
+
+// NewScheme knows the built-in kinds and rolecall's.
+func NewScheme() *runtime.Scheme {
+	scheme := runtime.NewScheme()
+	utilruntimeMust(clientgoscheme.AddToScheme(scheme))
+	utilruntimeMust(invitesv1alpha1.AddToScheme(scheme))
+	return scheme
+}
+
+func utilruntimeMust(err error) {
+	if err != nil {
+		panic(err)
+	}
+}
+
+// TokenSecretSelector selects the only Secrets the manager caches: the token Secrets it
+// writes and the Custom token Secrets users label for it. Caching every Secret in the
+// cluster would cost memory and hold credentials rolecall has no business seeing.
+func TokenSecretSelector() labels.Selector {
+	req, err := labels.NewRequirement(invitesv1alpha1.TokenLabel, selection.In,
+		[]string{invitesv1alpha1.TokenLabelIssued, invitesv1alpha1.TokenLabelCustom})
+	utilruntimeMust(err)
+	return labels.NewSelector().Add(*req)
+}
+
+// CacheOptions restricts the Secret informer to TokenSecretSelector.
+func CacheOptions() cache.Options {
+	return cache.Options{
+		ByObject: map[client.Object]cache.ByObject{
+			&corev1.Secret{}: {Label: TokenSecretSelector()},
+		},
+	}
+}
+
+// AddControllers registers rolecall's reconcilers with the manager.
+func AddControllers(mgr ctrl.Manager, cfg Config) error {
+	if cfg.Clock == nil {
+		cfg.Clock = clock.RealClock{}
+	}
+	invitations := &controllers.InvitationReconciler{
+		Client:              mgr.GetClient(),
+		APIReader:           mgr.GetAPIReader(),
+		Scheme:              mgr.GetScheme(),
+		Recorder:            mgr.GetEventRecorder("rolecall"),
+		Clock:               cfg.Clock,
+		PublicURL:           cfg.PublicURL,
+		DefaultExpiresAfter: cfg.DefaultExpiresAfter,
+	}
+	if err := invitations.SetupWithManager(mgr); err != nil {
+		return err
+	}
+	policies := &controllers.RoleGrantPolicyReconciler{Client: mgr.GetClient()}
+	return policies.SetupWithManager(mgr)
+}

@@ -1,0 +1,73 @@
+// Package policy decides who may grant what: it compiles and evaluates RoleGrantPolicies.
+package policy
+
+import (
+	"fmt"
+
+	"github.com/google/cel-go/cel"
+	"github.com/google/cel-go/ext"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	invitesv1alpha1 "github.com/rolecall/rolecall/api/v1alpha1"
+)
+
+// Variables a rule expression can use.
+const (
+	// InviterVariable is the inviter: username, uid, groups, extra.
+	InviterVariable = "inviter"
+	// InvitationVariable is the Invitation: metadata and spec.
+	InvitationVariable = "invitation"
+	// NamespaceVariable is the invitation's Namespace object.
+	NamespaceVariable = "namespace"
+)
+
+// CompiledRule is a rule ready to evaluate.
+type CompiledRule struct {
+	Rule    invitesv1alpha1.PolicyRule
+	Program cel.Program
+}
+
+// newEnvironment is the CEL environment every rule compiles in. The variables are dynamic
+// maps, shaped like the objects' JSON, so rules read like the YAML people write.
+func newEnvironment() (*cel.Env, error) {
+	return cel.NewEnv(
+		cel.Variable(InviterVariable, cel.DynType),
+		cel.Variable(InvitationVariable, cel.DynType),
+		cel.Variable(NamespaceVariable, cel.DynType),
+		ext.Strings(),
+		ext.Sets(),
+		ext.Lists(),
+		cel.OptionalTypes(),
+	)
+}
+
+// CompileRules compiles every rule of a policy. The errors name the rule by its field path
+// (spec.rules[2].expression) and say why it cannot be used.
+func CompileRules(rules []invitesv1alpha1.PolicyRule, fldPath *field.Path) ([]CompiledRule, field.ErrorList) {
+	env, err := newEnvironment()
+	if err != nil {
+		return nil, field.ErrorList{field.InternalError(fldPath, err)}
+	}
+	var errs field.ErrorList
+	compiled := make([]CompiledRule, 0, len(rules))
+	for i, rule := range rules {
+		path := fldPath.Index(i).Child("expression")
+		ast, issues := env.Compile(rule.Expression)
+		if issues != nil && issues.Err() != nil {
+			errs = append(errs, field.Invalid(path, rule.Expression, "does not compile: "+issues.Err().Error()))
+			continue
+		}
+		if ast.OutputType() != cel.BoolType && ast.OutputType() != cel.DynType {
+			errs = append(errs, field.Invalid(path, rule.Expression,
+				fmt.Sprintf("must return a bool, not %s", ast.OutputType())))
+			continue
+		}
+		program, err := env.Program(ast)
+		if err != nil {
+			errs = append(errs, field.Invalid(path, rule.Expression, err.Error()))
+			continue
+		}
+		compiled = append(compiled, CompiledRule{Rule: rule, Program: program})
+	}
+	return compiled, errs
+}
