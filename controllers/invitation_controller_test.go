@@ -3,6 +3,7 @@ package controllers_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"time"
 
@@ -147,6 +148,29 @@ var _ = Describe("Invitation controller", func() {
 				}
 				g.Expect(reasons).To(ContainElements("Issued", "Active"))
 			}).Should(Succeed())
+		})
+	})
+
+	Context("when many invitations are created at once", func() {
+		It("issues each token exactly once, and the Secret holds the token status names", func(ctx SpecContext) {
+			invitations := make([]*invitesv1alpha1.Invitation, 10)
+			for i := range invitations {
+				invitations[i] = newInvitation(ns, fmt.Sprintf("crowd-%d", i))
+				Expect(k8sClient.Create(ctx, invitations[i])).To(Succeed())
+			}
+			issued := map[string]string{}
+			for _, inv := range invitations {
+				active := eventuallyPhase(ctx, inv, invitesv1alpha1.PhaseActive)
+				secret := tokenSecret(ctx, Default, active)
+				Expect(string(secret.Data[invitesv1alpha1.TokenSecretKey])).To(HavePrefix(active.Status.TokenID + "."))
+				issued[inv.Name] = string(secret.Data[invitesv1alpha1.TokenSecretKey])
+			}
+			Consistently(func(g Gomega) {
+				for _, inv := range invitations {
+					latest := getInvitation(ctx, g, inv)
+					g.Expect(string(tokenSecret(ctx, g, latest).Data[invitesv1alpha1.TokenSecretKey])).To(Equal(issued[inv.Name]))
+				}
+			}, "2s", "200ms").Should(Succeed())
 		})
 	})
 
