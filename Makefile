@@ -54,7 +54,8 @@ test: manifests generate control-plane ## Run every test against a real control 
 
 .PHONY: dev
 dev: manifests generate control-plane build ## Run rolecall on a local control plane; Ctrl-C stops it.
-	go run ./hack/dev
+	go build -o $(LOCALBIN)/rolecall-dev ./hack/dev
+	$(LOCALBIN)/rolecall-dev
 
 ##@ Build
 

@@ -206,7 +206,3 @@ type RoleGrantPolicyList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []RoleGrantPolicy `json:"items"`
 }
-
-func init() {
-	SchemeBuilder.Register(&RoleGrantPolicy{}, &RoleGrantPolicyList{})
-}

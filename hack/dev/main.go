@@ -1,0 +1,116 @@
+// Command dev runs rolecall on a local control plane: etcd, kube-apiserver and
+// kube-controller-manager on loopback, the CRDs, the manager and the samples. It prints
+// where everything is, writes bin/dev/env for scripts, and stops it all on Ctrl-C.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+)
+
+const devDir = "bin/dev"
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "dev:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	assets := os.Getenv("KUBEBUILDER_ASSETS")
+	if assets == "" {
+		return errors.New("KUBEBUILDER_ASSETS is not set: run `make dev`, which builds the control plane first")
+	}
+	if err := os.MkdirAll(devDir, 0o750); err != nil {
+		return err
+	}
+	envFile := filepath.Join(devDir, "env")
+	_ = os.Remove(envFile)
+
+	var stack cleanup
+	defer stack.run()
+
+	step("starting etcd and kube-apiserver")
+	cp, err := startControlPlane(filepath.Join(devDir, "kubeconfig"))
+	if err != nil {
+		return err
+	}
+	stack.push("control plane", cp.stop)
+
+	step("starting kube-controller-manager (fills the aggregated roles, collects garbage)")
+	kcm, err := startProcess(ctx, "kube-controller-manager", filepath.Join(assets, "kube-controller-manager"), kcmArgs(cp.kubeconfig))
+	if err != nil {
+		return err
+	}
+	stack.push("kube-controller-manager", kcm.stop)
+
+	ports, err := choosePorts()
+	if err != nil {
+		return err
+	}
+	redeemURL := fmt.Sprintf("http://127.0.0.1:%d", ports.redeem)
+	step("starting the rolecall manager (log: " + filepath.Join(devDir, "manager.log") + ")")
+	mgr, err := startProcess(ctx, "manager", "bin/manager", managerArgs(ports, redeemURL), "KUBECONFIG="+cp.kubeconfig)
+	if err != nil {
+		return err
+	}
+	stack.push("manager", mgr.stop)
+
+	step("applying config/samples")
+	if err := applySamples(ctx, cp.client, "config/samples"); err != nil {
+		return err
+	}
+	link, err := waitForSampleLink(ctx, cp.client)
+	if err != nil {
+		return err
+	}
+	if err := writeEnvFile(envFile, cp.kubeconfig, redeemURL); err != nil {
+		return err
+	}
+	stack.push("env file", func() error { return os.Remove(envFile) })
+
+	printSummary(cp.kubeconfig, assets, redeemURL, link, envFile)
+	select {
+	case <-ctx.Done():
+	case err := <-mgr.exited:
+		return fmt.Errorf("the manager exited: %v (see %s)", err, filepath.Join(devDir, "manager.log"))
+	case err := <-kcm.exited:
+		return fmt.Errorf("kube-controller-manager exited: %v (see %s)", err, filepath.Join(devDir, "kube-controller-manager.log"))
+	}
+	fmt.Println()
+	step("stopping")
+	return nil
+}
+
+func step(msg string) {
+	fmt.Printf("[dev] %s %s\n", time.Now().Format("15:04:05"), msg)
+}
+
+// cleanup stops what was started, last first.
+type cleanup struct {
+	names []string
+	fns   []func() error
+}
+
+func (c *cleanup) push(name string, fn func() error) {
+	c.names = append(c.names, name)
+	c.fns = append(c.fns, fn)
+}
+
+func (c *cleanup) run() {
+	for i := len(c.fns) - 1; i >= 0; i-- {
+		if err := c.fns[i](); err != nil {
+			fmt.Fprintf(os.Stderr, "[dev] stopping %s: %v\n", c.names[i], err)
+		}
+	}
+}

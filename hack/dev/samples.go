@@ -1,0 +1,121 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/util/wait"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	invitesv1alpha1 "github.com/rolecall/rolecall/api/v1alpha1"
+)
+
+const (
+	sampleNamespace  = "team-a"
+	sampleInvitation = "alice"
+)
+
+// applySamples server-side applies every object in the samples folder, Namespaces first.
+func applySamples(ctx context.Context, c client.Client, dir string) error {
+	objects, err := readObjects(dir)
+	if err != nil {
+		return err
+	}
+	sort.SliceStable(objects, func(i, j int) bool {
+		return objects[i].GetKind() == "Namespace" && objects[j].GetKind() != "Namespace"
+	})
+	for _, obj := range objects {
+		if err := c.Patch(ctx, obj, client.Apply, client.FieldOwner("rolecall-dev"), client.ForceOwnership); err != nil { //nolint:staticcheck // unstructured objects have no apply configuration
+			return fmt.Errorf("applying %s %s: %w", obj.GetKind(), obj.GetName(), err)
+		}
+		fmt.Printf("      %s/%s applied\n", strings.ToLower(obj.GetKind()), obj.GetName())
+	}
+	return nil
+}
+
+func readObjects(dir string) ([]*unstructured.Unstructured, error) {
+	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
+	if err != nil {
+		return nil, err
+	}
+	var objects []*unstructured.Unstructured
+	for _, file := range files {
+		if filepath.Base(file) == "kustomization.yaml" {
+			continue
+		}
+		data, err := os.ReadFile(file) //nolint:gosec // files of the repository's samples folder
+		if err != nil {
+			return nil, err
+		}
+		decoder := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
+		for {
+			obj := &unstructured.Unstructured{}
+			if err := decoder.Decode(&obj.Object); errors.Is(err, io.EOF) {
+				break
+			} else if err != nil {
+				return nil, fmt.Errorf("%s: %w", file, err)
+			}
+			if len(obj.Object) > 0 {
+				objects = append(objects, obj)
+			}
+		}
+	}
+	return objects, nil
+}
+
+// waitForSampleLink waits for the sample invitation to become Active and reads its link.
+func waitForSampleLink(ctx context.Context, c client.Client) (string, error) {
+	var link string
+	err := wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+		inv := &invitesv1alpha1.Invitation{}
+		if err := c.Get(ctx, client.ObjectKey{Namespace: sampleNamespace, Name: sampleInvitation}, inv); err != nil {
+			return false, client.IgnoreNotFound(err)
+		}
+		if inv.Status.Phase != invitesv1alpha1.PhaseActive || inv.Status.TokenSecretRef == nil {
+			return false, nil
+		}
+		secret := &corev1.Secret{}
+		if err := c.Get(ctx, client.ObjectKey{Namespace: sampleNamespace, Name: inv.Status.TokenSecretRef.Name}, secret); err != nil {
+			return false, client.IgnoreNotFound(err)
+		}
+		link = string(secret.Data[invitesv1alpha1.URLSecretKey])
+		return link != "", nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("waiting for invitation %s/%s to become Active (see bin/dev/manager.log): %w", sampleNamespace, sampleInvitation, err)
+	}
+	return link, nil
+}
+
+func writeEnvFile(path, kubeconfig, redeemURL string) error {
+	content := fmt.Sprintf("KUBECONFIG=%s\nROLECALL_REDEEM_URL=%s\n", kubeconfig, redeemURL)
+	return os.WriteFile(path, []byte(content), 0o600)
+}
+
+func printSummary(kubeconfig, assets, redeemURL, link, envFile string) {
+	fmt.Printf(`
+rolecall is running on a local control plane.
+
+  kubeconfig       %s
+  kubectl          export KUBECONFIG=%s PATH=%s:$PATH
+  redemption URL   %s
+  sample link      %s   (invitation %s/%s)
+  for scripts      source %s
+
+Try:  kubectl get invitations -A
+      kubectl describe invitation -n %s %s
+
+Press Ctrl-C to stop everything.
+`, kubeconfig, kubeconfig, assets, redeemURL, link, sampleNamespace, sampleInvitation, envFile, sampleNamespace, sampleInvitation)
+}
