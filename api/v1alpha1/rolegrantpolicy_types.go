@@ -111,8 +111,8 @@ type PolicyLimits struct {
 // PolicyRule is a CEL expression that must hold for an invitation to be allowed.
 type PolicyRule struct {
 	// expression is a CEL expression that returns a bool. It sees `inviter` (username, uid,
-	// groups, extra), `invitation` (metadata and spec) and `namespace` (the invitation's
-	// Namespace object: metadata with labels and annotations).
+	// groups, extra), `invitation` (metadata and spec) and `namespaceObject` (the
+	// invitation's Namespace: metadata with name, labels and annotations).
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=4096

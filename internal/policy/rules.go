@@ -17,9 +17,15 @@ const (
 	InviterVariable = "inviter"
 	// InvitationVariable is the Invitation: metadata and spec.
 	InvitationVariable = "invitation"
-	// NamespaceVariable is the invitation's Namespace object.
-	NamespaceVariable = "namespace"
+	// NamespaceVariable is the invitation's Namespace object. It is not called "namespace"
+	// because that word is reserved in CEL; Kubernetes' ValidatingAdmissionPolicy names the
+	// same thing namespaceObject.
+	NamespaceVariable = "namespaceObject"
 )
+
+// RuleCostLimit bounds the work one rule may do at evaluation, in CEL's cost units, so that
+// a rule cannot make admission slow (the same order as Kubernetes' per-expression limit).
+const RuleCostLimit = 1_000_000
 
 // CompiledRule is a rule ready to evaluate.
 type CompiledRule struct {
@@ -62,7 +68,7 @@ func CompileRules(rules []invitesv1alpha1.PolicyRule, fldPath *field.Path) ([]Co
 				fmt.Sprintf("must return a bool, not %s", ast.OutputType())))
 			continue
 		}
-		program, err := env.Program(ast)
+		program, err := env.Program(ast, cel.CostLimit(RuleCostLimit))
 		if err != nil {
 			errs = append(errs, field.Invalid(path, rule.Expression, err.Error()))
 			continue
