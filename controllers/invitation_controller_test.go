@@ -60,6 +60,17 @@ func tokenSecret(ctx context.Context, g Gomega, inv *invitesv1alpha1.Invitation)
 	return secret
 }
 
+// issuedSecret waits for the token Secret to hold the token status names: status is
+// written before the Secret, so for a moment an Active invitation's Secret can lag.
+func issuedSecret(ctx context.Context, inv *invitesv1alpha1.Invitation) *corev1.Secret {
+	var secret *corev1.Secret
+	Eventually(func(g Gomega) {
+		secret = tokenSecret(ctx, g, inv)
+		g.Expect(secret.Annotations).To(HaveKeyWithValue("invites.rolecall.dev/token-id", inv.Status.TokenID))
+	}).Should(Succeed())
+	return secret
+}
+
 func readyCondition(inv *invitesv1alpha1.Invitation) *metav1.Condition {
 	return meta.FindStatusCondition(inv.Status.Conditions, invitesv1alpha1.InvitationReadyCondition)
 }
@@ -102,7 +113,7 @@ var _ = Describe("Invitation controller", func() {
 			Expect(readyCondition(active).Status).To(Equal(metav1.ConditionTrue))
 			Expect(meta.IsStatusConditionTrue(active.Status.Conditions, invitesv1alpha1.InvitationTokenIssuedCondition)).To(BeTrue())
 
-			secret := tokenSecret(ctx, Default, active)
+			secret := issuedSecret(ctx, active)
 			Expect(secret.Name).To(Equal("alice-invitation-token"))
 			Expect(metav1.IsControlledBy(secret, active)).To(BeTrue(), "the Secret is garbage-collected with its invitation")
 			Expect(secret.Labels).To(HaveKeyWithValue(invitesv1alpha1.TokenLabel, invitesv1alpha1.TokenLabelIssued))
@@ -116,7 +127,7 @@ var _ = Describe("Invitation controller", func() {
 			inv := newInvitation(ns, "secretive")
 			Expect(k8sClient.Create(ctx, inv)).To(Succeed())
 			active := eventuallyPhase(ctx, inv, invitesv1alpha1.PhaseActive)
-			value := string(tokenSecret(ctx, Default, active).Data[invitesv1alpha1.TokenSecretKey])
+			value := string(issuedSecret(ctx, active).Data[invitesv1alpha1.TokenSecretKey])
 			secretHalf := strings.SplitN(value, ".", 2)[1]
 
 			Eventually(func(g Gomega) {
@@ -161,7 +172,7 @@ var _ = Describe("Invitation controller", func() {
 			issued := map[string]string{}
 			for _, inv := range invitations {
 				active := eventuallyPhase(ctx, inv, invitesv1alpha1.PhaseActive)
-				secret := tokenSecret(ctx, Default, active)
+				secret := issuedSecret(ctx, active)
 				Expect(string(secret.Data[invitesv1alpha1.TokenSecretKey])).To(HavePrefix(active.Status.TokenID + "."))
 				issued[inv.Name] = string(secret.Data[invitesv1alpha1.TokenSecretKey])
 			}
@@ -179,7 +190,7 @@ var _ = Describe("Invitation controller", func() {
 			inv := newInvitation(ns, "code", func(i *invitesv1alpha1.Invitation) { i.Spec.TokenType = invitesv1alpha1.TokenTypeCode })
 			Expect(k8sClient.Create(ctx, inv)).To(Succeed())
 			active := eventuallyPhase(ctx, inv, invitesv1alpha1.PhaseActive)
-			value := string(tokenSecret(ctx, Default, active).Data[invitesv1alpha1.TokenSecretKey])
+			value := string(issuedSecret(ctx, active).Data[invitesv1alpha1.TokenSecretKey])
 			Expect(value).To(MatchRegexp(`^[0-9A-HJKMNP-TV-Z]{4}(-[0-9A-HJKMNP-TV-Z]{4}){3}$`))
 			Expect(strings.ReplaceAll(value, "-", "")).To(HavePrefix(active.Status.TokenID))
 		})
@@ -260,7 +271,7 @@ var _ = Describe("Invitation controller", func() {
 			inv := newInvitation(ns, "again")
 			Expect(k8sClient.Create(ctx, inv)).To(Succeed())
 			first := eventuallyPhase(ctx, inv, invitesv1alpha1.PhaseActive)
-			oldValue := string(tokenSecret(ctx, Default, first).Data[invitesv1alpha1.TokenSecretKey])
+			oldValue := string(issuedSecret(ctx, first).Data[invitesv1alpha1.TokenSecretKey])
 
 			fakeClock.Step(10 * time.Minute)
 			Expect(k8sClient.Patch(ctx, first, client.RawPatch(types.MergePatchType,
@@ -285,7 +296,7 @@ var _ = Describe("Invitation controller", func() {
 			})
 			Expect(k8sClient.Create(ctx, inv)).To(Succeed())
 			active := eventuallyPhase(ctx, inv, invitesv1alpha1.PhaseActive)
-			value := string(tokenSecret(ctx, Default, active).Data[invitesv1alpha1.TokenSecretKey])
+			value := string(issuedSecret(ctx, active).Data[invitesv1alpha1.TokenSecretKey])
 			reconcileNow(ctx, inv)
 			reconcileNow(ctx, inv)
 			Consistently(func(g Gomega) string {
@@ -321,7 +332,7 @@ var _ = Describe("Invitation controller", func() {
 			Expect(k8sClient.Create(ctx, customSecret("beta-code", strong, true))).To(Succeed())
 			active := eventuallyPhase(ctx, inv, invitesv1alpha1.PhaseActive)
 			Expect(active.Status.TokenID).To(HaveLen(8))
-			Expect(string(tokenSecret(ctx, Default, active).Data[invitesv1alpha1.TokenSecretKey])).To(Equal(strong))
+			Expect(string(issuedSecret(ctx, active).Data[invitesv1alpha1.TokenSecretKey])).To(Equal(strong))
 		})
 
 		It("tells the user when the Secret lacks the label the cache needs", func(ctx SpecContext) {
