@@ -3,6 +3,7 @@
 package manager
 
 import (
+	"context"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -17,6 +18,8 @@ import (
 
 	invitesv1alpha1 "github.com/rolecall/rolecall/api/v1alpha1"
 	"github.com/rolecall/rolecall/controllers"
+	"github.com/rolecall/rolecall/internal/policy"
+	"github.com/rolecall/rolecall/internal/webhook"
 )
 
 // Config is what the controllers need from the command line.
@@ -27,6 +30,8 @@ type Config struct {
 	DefaultExpiresAfter time.Duration
 	// Clock is the controllers' time source; tests pass a fake one.
 	Clock clock.PassiveClock
+	// AllowRBACDelegation lets inviters grant what they could bind themselves.
+	AllowRBACDelegation bool
 }
 
 // NewScheme knows the built-in kinds and rolecall's.
@@ -60,6 +65,30 @@ func CacheOptions() cache.Options {
 			&corev1.Secret{}: {Label: TokenSecretSelector()},
 		},
 	}
+}
+
+// NewAuthorizer builds the policy authorizer admission and redemption share. It reads
+// through the manager's cache and needs the inviter index AddIndexes registers.
+func NewAuthorizer(mgr ctrl.Manager, cfg Config) *policy.Authorizer {
+	return &policy.Authorizer{
+		Reader:              mgr.GetClient(),
+		Writer:              mgr.GetClient(),
+		AllowRBACDelegation: cfg.AllowRBACDelegation,
+		DefaultExpiresAfter: cfg.DefaultExpiresAfter,
+	}
+}
+
+// AddIndexes registers the cache indexes the authorizer relies on.
+func AddIndexes(ctx context.Context, mgr ctrl.Manager) error {
+	return mgr.GetFieldIndexer().IndexField(ctx, &invitesv1alpha1.Invitation{}, policy.InviterIndex, policy.InviterIndexValue)
+}
+
+// AddWebhooks registers the admission webhooks, which run on every replica.
+func AddWebhooks(ctx context.Context, mgr ctrl.Manager, cfg Config) error {
+	if err := AddIndexes(ctx, mgr); err != nil {
+		return err
+	}
+	return webhook.Setup(mgr, NewAuthorizer(mgr, cfg))
 }
 
 // AddControllers registers rolecall's reconcilers with the manager.

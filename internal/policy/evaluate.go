@@ -45,6 +45,8 @@ type Decision struct {
 	Candidates int
 	// Refusals says, for each policy that names the inviter, why it did not allow it.
 	Refusals []Refusal
+	// Delegation says why the inviter's own RBAC rights did not allow it, when asked.
+	Delegation string
 }
 
 // Message explains a denial: each candidate policy and why it did not apply. Policies that
@@ -53,14 +55,19 @@ func (d Decision) Message(inviter invitesv1alpha1.Inviter) string {
 	if d.Allowed {
 		return "allowed by RoleGrantPolicy " + d.AllowedBy
 	}
-	if d.Candidates == 0 {
-		return fmt.Sprintf("no RoleGrantPolicy names user %q or any of their groups %v", inviter.Username, inviter.Groups)
+	policies := fmt.Sprintf("no RoleGrantPolicy names user %q or any of their groups %v", inviter.Username, inviter.Groups)
+	if d.Candidates > 0 {
+		parts := make([]string, 0, len(d.Refusals))
+		for _, r := range d.Refusals {
+			parts = append(parts, fmt.Sprintf("RoleGrantPolicy %s: %s", r.Policy, r.Reason))
+		}
+		policies = "no RoleGrantPolicy allows this invitation: " + strings.Join(parts, "; ")
 	}
-	parts := make([]string, 0, len(d.Refusals))
-	for _, r := range d.Refusals {
-		parts = append(parts, fmt.Sprintf("RoleGrantPolicy %s: %s", r.Policy, r.Reason))
+	delegation := ""
+	if d.Delegation != "" {
+		delegation = "nor do the inviter's own RBAC rights: " + d.Delegation
 	}
-	return "no RoleGrantPolicy allows this invitation: " + strings.Join(parts, "; ")
+	return joinNonEmpty("; ", policies, delegation)
 }
 
 // Evaluate decides whether any policy allows the request. Policies are tried by name, so
@@ -192,7 +199,12 @@ func (p *Compiled) refuseRules(req Request) string {
 		if err != nil {
 			return fmt.Sprintf("rules[%d] could not be evaluated: %v", i, err)
 		}
-		if allowed, ok := out.Value().(bool); !ok || !allowed {
+		allowed, ok := out.Value().(bool)
+		if !ok {
+			// Possible when the expression's type was only known at run time (dyn).
+			return fmt.Sprintf("rules[%d] returned %v, not a bool", i, out.Type())
+		}
+		if !allowed {
 			return fmt.Sprintf("rules[%d]: %s", i, rule.Rule.Message)
 		}
 	}

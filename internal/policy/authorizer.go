@@ -1,0 +1,224 @@
+package policy
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	authorizationv1 "k8s.io/api/authorization/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	invitesv1alpha1 "github.com/rolecall/rolecall/api/v1alpha1"
+)
+
+// InviterIndex indexes Invitations by spec.inviter.username, to count an inviter's
+// active invitations for maxActiveInvitationsPerInviter.
+const InviterIndex = "spec.inviter.username"
+
+// InviterIndexValue is the index function for InviterIndex.
+func InviterIndexValue(obj client.Object) []string {
+	inv, ok := obj.(*invitesv1alpha1.Invitation)
+	if !ok || inv.Spec.Inviter == nil {
+		return nil
+	}
+	return []string{inv.Spec.Inviter.Username}
+}
+
+// Authorizer decides whether an inviter may create an invitation, from the
+// RoleGrantPolicies in the cluster and, optionally, the inviter's own RBAC rights.
+// Admission and redemption call it alike, so a policy narrowed after an invitation was
+// created also stops its redemption.
+type Authorizer struct {
+	// Reader reads RoleGrantPolicies, Namespaces and Invitations (a cache is fine).
+	Reader client.Reader
+	// Writer creates SubjectAccessReviews.
+	Writer client.Writer
+	// AllowRBACDelegation lets an inviter grant what they could bind themselves.
+	AllowRBACDelegation bool
+	// DefaultExpiresAfter is the token lifetime when spec.expiresAfter is unset.
+	DefaultExpiresAfter time.Duration
+
+	mu       sync.Mutex
+	compiled map[types.UID]*Compiled
+}
+
+// DelegationName is AllowedBy when the inviter's own RBAC rights allowed the invitation.
+const DelegationName = "RBAC delegation"
+
+// Authorize evaluates the invitation for the inviter stamped in it (or given).
+func (a *Authorizer) Authorize(ctx context.Context, inv *invitesv1alpha1.Invitation, inviter invitesv1alpha1.Inviter) (Decision, error) {
+	req, err := a.request(ctx, inv, inviter)
+	if err != nil {
+		return Decision{}, err
+	}
+	policies, err := a.policies(ctx)
+	if err != nil {
+		return Decision{}, err
+	}
+	d := Evaluate(policies, req)
+	if d.Allowed || !a.AllowRBACDelegation {
+		return d, nil
+	}
+	refusal, err := a.delegationRefusal(ctx, inv, inviter)
+	if err != nil {
+		return Decision{}, err
+	}
+	if refusal == "" {
+		return Decision{Allowed: true, AllowedBy: DelegationName, Candidates: d.Candidates}, nil
+	}
+	d.Delegation = refusal
+	return d, nil
+}
+
+func (a *Authorizer) request(ctx context.Context, inv *invitesv1alpha1.Invitation, inviter invitesv1alpha1.Inviter) (Request, error) {
+	req := Request{Invitation: inv, Inviter: inviter, Namespaces: map[string]*corev1.Namespace{}, DefaultExpiresAfter: a.DefaultExpiresAfter}
+	for _, name := range InvolvedNamespaces(inv) {
+		ns := &corev1.Namespace{}
+		err := a.Reader.Get(ctx, client.ObjectKey{Name: name}, ns)
+		if apierrors.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return req, err
+		}
+		req.Namespaces[name] = ns
+	}
+	active, err := a.activeInvitations(ctx, inv, inviter.Username)
+	req.ActiveInvitations = active
+	return req, err
+}
+
+// activeInvitations counts the inviter's other invitations that are Pending or Active
+// (a new one has no phase yet and counts as pending).
+func (a *Authorizer) activeInvitations(ctx context.Context, inv *invitesv1alpha1.Invitation, username string) (int, error) {
+	var list invitesv1alpha1.InvitationList
+	if err := a.Reader.List(ctx, &list, client.MatchingFields{InviterIndex: username}); err != nil {
+		return 0, err
+	}
+	count := 0
+	for _, other := range list.Items {
+		if other.Namespace == inv.Namespace && other.Name == inv.Name {
+			continue
+		}
+		switch other.Status.Phase {
+		case "", invitesv1alpha1.PhasePending, invitesv1alpha1.PhaseActive:
+			count++
+		}
+	}
+	return count, nil
+}
+
+// policies returns every policy compiled, compiling each generation only once.
+func (a *Authorizer) policies(ctx context.Context) ([]*Compiled, error) {
+	var list invitesv1alpha1.RoleGrantPolicyList
+	if err := a.Reader.List(ctx, &list); err != nil {
+		return nil, err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.compiled == nil {
+		a.compiled = map[types.UID]*Compiled{}
+	}
+	seen := make(map[types.UID]bool, len(list.Items))
+	out := make([]*Compiled, 0, len(list.Items))
+	for i := range list.Items {
+		rgp := &list.Items[i]
+		seen[rgp.UID] = true
+		c, ok := a.compiled[rgp.UID]
+		if !ok || c.Policy.Generation != rgp.Generation {
+			c = Compile(rgp.DeepCopy())
+			a.compiled[rgp.UID] = c
+		}
+		out = append(out, c)
+	}
+	for uid := range a.compiled {
+		if !seen[uid] {
+			delete(a.compiled, uid)
+		}
+	}
+	return out, nil
+}
+
+// delegationRefusal asks the API server whether the inviter could make each binding
+// themselves: create the binding and bind the role. Kubernetes would also let someone who
+// already holds every permission of a role bind it without the bind verb; that path is not
+// followed here, so such an inviter needs a policy (the safe direction).
+func (a *Authorizer) delegationRefusal(ctx context.Context, inv *invitesv1alpha1.Invitation, inviter invitesv1alpha1.Inviter) (string, error) {
+	for i, g := range inv.Spec.Grants {
+		for _, attrs := range bindingAttributes(inv.Namespace, g) {
+			allowed, err := a.can(ctx, inviter, attrs)
+			if err != nil {
+				return "", err
+			}
+			if !allowed {
+				return fmt.Sprintf("grants[%d]: %s may not %s", i, inviter.Username, describeAttributes(attrs)), nil
+			}
+		}
+	}
+	return "", nil
+}
+
+// bindingAttributes are the two rights making a grant's binding needs: create the binding,
+// and bind its role.
+func bindingAttributes(invNamespace string, g invitesv1alpha1.Grant) []authorizationv1.ResourceAttributes {
+	roleResource, roleName := "clusterroles", g.ClusterRole
+	if g.Role != "" {
+		roleResource, roleName = "roles", g.Role
+	}
+	if g.ClusterWide {
+		return []authorizationv1.ResourceAttributes{
+			{Verb: "create", Group: rbacv1.GroupName, Resource: "clusterrolebindings"},
+			{Verb: "bind", Group: rbacv1.GroupName, Resource: roleResource, Name: roleName},
+		}
+	}
+	ns := g.Namespace
+	if ns == "" {
+		ns = invNamespace
+	}
+	return []authorizationv1.ResourceAttributes{
+		{Verb: "create", Group: rbacv1.GroupName, Resource: "rolebindings", Namespace: ns},
+		{Verb: "bind", Group: rbacv1.GroupName, Resource: roleResource, Name: roleName, Namespace: ns},
+	}
+}
+
+func describeAttributes(a authorizationv1.ResourceAttributes) string {
+	s := a.Verb + " " + a.Resource
+	if a.Name != "" {
+		s += " " + a.Name
+	}
+	if a.Namespace != "" {
+		s += " in namespace " + a.Namespace
+	}
+	return s
+}
+
+func (a *Authorizer) can(ctx context.Context, inviter invitesv1alpha1.Inviter, attrs authorizationv1.ResourceAttributes) (bool, error) {
+	extra := make(map[string]authorizationv1.ExtraValue, len(inviter.Extra))
+	for k, v := range inviter.Extra {
+		extra[k] = authorizationv1.ExtraValue(v)
+	}
+	sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+		User: inviter.Username, UID: inviter.UID, Groups: inviter.Groups, Extra: extra, ResourceAttributes: &attrs,
+	}}
+	if err := a.Writer.Create(ctx, sar); err != nil {
+		return false, fmt.Errorf("asking the API server whether %s may %s: %w", inviter.Username, describeAttributes(attrs), err)
+	}
+	return sar.Status.Allowed && !sar.Status.Denied, nil
+}
+
+// joinNonEmpty joins the non-empty parts of a message.
+func joinNonEmpty(sep string, parts ...string) string {
+	kept := parts[:0]
+	for _, p := range parts {
+		if p != "" {
+			kept = append(kept, p)
+		}
+	}
+	return strings.Join(kept, sep)
+}
