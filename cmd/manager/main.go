@@ -1,7 +1,8 @@
-// Command manager runs rolecall's controllers.
+// Command manager runs rolecall's controllers and admission webhooks.
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -9,11 +10,15 @@ import (
 	"os"
 	"time"
 
+	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
+	"github.com/rolecall/rolecall/internal/certs"
 	"github.com/rolecall/rolecall/internal/manager"
 )
 
@@ -21,18 +26,34 @@ type options struct {
 	metricsAddr         string
 	probeAddr           string
 	leaderElect         bool
-	leaderElectionNS    string
+	namespace           string
 	publicURL           string
 	defaultExpiresAfter time.Duration
+	allowRBACDelegation bool
+
+	webhookHost, webhookCertDir    string
+	webhookPort                    int
+	webhookCertManagement          string
+	webhookService, webhookSecret  string
+	mutatingConfig, validatingConf string
 }
 
 func (o *options) bind(fs *flag.FlagSet) {
 	fs.StringVar(&o.metricsAddr, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint; 0 disables it.")
 	fs.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz probes.")
 	fs.BoolVar(&o.leaderElect, "leader-elect", false, "Elect a leader so that only one replica runs the controllers.")
-	fs.StringVar(&o.leaderElectionNS, "leader-election-namespace", "", "Namespace of the leader election Lease (default: the pod's namespace).")
+	fs.StringVar(&o.namespace, "namespace", envOr("POD_NAMESPACE", "rolecall-system"), "The manager's own namespace: leader election Lease and webhook certificate Secret.")
 	fs.StringVar(&o.publicURL, "public-url", "http://localhost:8082", "External base URL of the redemption server; links are <public-url>/i/<token>.")
 	fs.DurationVar(&o.defaultExpiresAfter, "default-expires-after", 72*time.Hour, "Lifetime of a token when the Invitation does not set spec.expiresAfter.")
+	fs.BoolVar(&o.allowRBACDelegation, "allow-rbac-delegation", true, "Also allow an invitation when the inviter could create each binding themselves (create and bind rights).")
+	fs.StringVar(&o.webhookHost, "webhook-host", "", "Address the admission webhook server listens on (default: all).")
+	fs.IntVar(&o.webhookPort, "webhook-port", 9443, "Port of the admission webhook server.")
+	fs.StringVar(&o.webhookCertDir, "webhook-cert-dir", "/tmp/k8s-webhook-server/serving-certs", "Folder holding the webhook server's tls.crt and tls.key.")
+	fs.StringVar(&o.webhookCertManagement, "webhook-cert-management", "self", `"self": the manager issues and renews its webhook certificate and patches the CA into its webhook configurations; "external": the files in --webhook-cert-dir come from elsewhere (cert-manager).`)
+	fs.StringVar(&o.webhookService, "webhook-service", "rolecall-webhook-service", "Name of the Service in front of the webhook server (the certificate's DNS names derive from it).")
+	fs.StringVar(&o.webhookSecret, "webhook-cert-secret", "rolecall-webhook-tls", "Secret in --namespace holding the self-managed webhook certificate.")
+	fs.StringVar(&o.mutatingConfig, "mutating-webhook-configuration", "rolecall-mutating-webhook-configuration", "MutatingWebhookConfiguration to patch the CA into.")
+	fs.StringVar(&o.validatingConf, "validating-webhook-configuration", "rolecall-validating-webhook-configuration", "ValidatingWebhookConfiguration to patch the CA into.")
 }
 
 func (o *options) validate() error {
@@ -43,7 +64,17 @@ func (o *options) validate() error {
 	if o.defaultExpiresAfter <= 0 {
 		return errors.New("--default-expires-after must be positive")
 	}
+	if o.webhookCertManagement != "self" && o.webhookCertManagement != "external" {
+		return fmt.Errorf(`--webhook-cert-management must be "self" or "external", got %q`, o.webhookCertManagement)
+	}
 	return nil
+}
+
+func envOr(key, fallback string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return fallback
 }
 
 func main() {
@@ -54,44 +85,73 @@ func main() {
 	flag.Parse()
 	zapOpts.Level = manager.CapVerbosity(zapOpts.Level)
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
-	log := ctrl.Log.WithName("setup")
 
-	if err := run(opts); err != nil {
-		log.Error(err, "manager stopped")
+	if err := run(ctrl.SetupSignalHandler(), opts); err != nil {
+		ctrl.Log.WithName("setup").Error(err, "manager stopped")
 		os.Exit(1)
 	}
 }
 
-func run(opts options) error {
+func run(ctx context.Context, opts options) error {
 	if err := opts.validate(); err != nil {
 		return err
 	}
-	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
+	restConfig := ctrl.GetConfigOrDie()
+	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
 		Scheme:                        manager.NewScheme(),
 		Cache:                         manager.CacheOptions(),
 		Metrics:                       metricsserver.Options{BindAddress: opts.metricsAddr},
 		HealthProbeBindAddress:        opts.probeAddr,
 		LeaderElection:                opts.leaderElect,
 		LeaderElectionID:              "rolecall.invites.rolecall.dev",
-		LeaderElectionNamespace:       opts.leaderElectionNS,
+		LeaderElectionNamespace:       opts.namespace,
 		LeaderElectionReleaseOnCancel: true,
 		GracefulShutdownTimeout:       durationPtr(30 * time.Second),
+		WebhookServer:                 webhook.NewServer(webhook.Options{Host: opts.webhookHost, Port: opts.webhookPort, CertDir: opts.webhookCertDir}),
 	})
 	if err != nil {
 		return fmt.Errorf("creating manager: %w", err)
 	}
-	cfg := manager.Config{PublicURL: opts.publicURL, DefaultExpiresAfter: opts.defaultExpiresAfter}
+	if opts.webhookCertManagement == "self" {
+		if err := startCertificates(ctx, mgr, opts); err != nil {
+			return err
+		}
+	}
+	cfg := manager.Config{PublicURL: opts.publicURL, DefaultExpiresAfter: opts.defaultExpiresAfter, AllowRBACDelegation: opts.allowRBACDelegation}
+	if err := manager.AddWebhooks(ctx, mgr, cfg); err != nil {
+		return fmt.Errorf("registering webhooks: %w", err)
+	}
 	if err := manager.AddControllers(mgr, cfg); err != nil {
 		return fmt.Errorf("registering controllers: %w", err)
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return err
 	}
-	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+	if err := mgr.AddReadyzCheck("webhooks", mgr.GetWebhookServer().StartedChecker()); err != nil {
 		return err
 	}
-	ctrl.Log.WithName("setup").Info("starting manager", "publicURL", opts.publicURL)
-	return mgr.Start(ctrl.SetupSignalHandler())
+	ctrl.Log.WithName("setup").Info("starting manager", "publicURL", opts.publicURL, "rbacDelegation", opts.allowRBACDelegation)
+	return mgr.Start(ctx)
+}
+
+// startCertificates writes a valid webhook certificate before the webhook server starts
+// (it needs the files), then keeps renewing it in the background on every replica.
+func startCertificates(ctx context.Context, mgr ctrl.Manager, opts options) error {
+	direct, err := client.New(mgr.GetConfig(), client.Options{Scheme: mgr.GetScheme()})
+	if err != nil {
+		return err
+	}
+	service := opts.webhookService + "." + opts.namespace + ".svc"
+	m := &certs.Manager{
+		Client: direct, Secret: client.ObjectKey{Namespace: opts.namespace, Name: opts.webhookSecret},
+		DNSNames: []string{service, service + ".cluster.local"}, CertDir: opts.webhookCertDir,
+		MutatingWebhooks: []string{opts.mutatingConfig}, ValidatingWebhooks: []string{opts.validatingConf},
+		Validity: 365 * 24 * time.Hour, RenewBefore: 30 * 24 * time.Hour, Clock: clock.RealClock{},
+	}
+	if _, err := m.Ensure(ctx); err != nil {
+		return fmt.Errorf("preparing the webhook certificate: %w", err)
+	}
+	return mgr.Add(m)
 }
 
 func durationPtr(d time.Duration) *time.Duration { return &d }

@@ -20,9 +20,12 @@ type controlPlane struct {
 // startControlPlane starts etcd and kube-apiserver (RBAC on, ports chosen free), installs
 // the CRDs and writes an admin kubeconfig.
 func startControlPlane(kubeconfigPath string) (*controlPlane, error) {
+	// envtest also installs the webhook configurations, pointed at a loopback port with a
+	// CA of its own; the manager serves there with the certificate envtest wrote.
 	env := &envtest.Environment{
 		CRDDirectoryPaths:     []string{filepath.Join("config", "crd", "bases")},
 		ErrorIfCRDPathMissing: true,
+		WebhookInstallOptions: envtest.WebhookInstallOptions{Paths: []string{filepath.Join("config", "webhook")}},
 	}
 	if _, err := env.Start(); err != nil {
 		return nil, fmt.Errorf("starting the control plane: %w", err)
@@ -46,6 +49,17 @@ func startControlPlane(kubeconfigPath string) (*controlPlane, error) {
 	cp.kubeconfig = abs
 	cp.client, err = client.New(admin.Config(), client.Options{Scheme: manager.NewScheme()})
 	return cp, err
+}
+
+// webhookArgs tell the manager where envtest expects its webhook server.
+func (cp *controlPlane) webhookArgs() []string {
+	hook := cp.env.WebhookInstallOptions
+	return []string{
+		"--webhook-cert-management=external",
+		"--webhook-host=" + hook.LocalServingHost,
+		fmt.Sprintf("--webhook-port=%d", hook.LocalServingPort),
+		"--webhook-cert-dir=" + hook.LocalServingCertDir,
+	}
 }
 
 func (cp *controlPlane) stop() error {

@@ -60,12 +60,15 @@ func run() error {
 	}
 	redeemURL := fmt.Sprintf("http://127.0.0.1:%d", ports.redeem)
 	step("starting the rolecall manager (log: " + filepath.Join(devDir, "manager.log") + ")")
-	mgr, err := startProcess(ctx, "manager", "bin/manager", managerArgs(ports, redeemURL), "KUBECONFIG="+cp.kubeconfig)
+	mgr, err := startProcess(ctx, "manager", "bin/manager", append(managerArgs(ports, redeemURL), cp.webhookArgs()...), "KUBECONFIG="+cp.kubeconfig)
 	if err != nil {
 		return err
 	}
 	stack.push("manager", mgr.stop)
 
+	if err := waitForReady(ctx, fmt.Sprintf("http://127.0.0.1:%d/readyz", ports.probes), mgr); err != nil {
+		return err
+	}
 	step("applying config/samples")
 	if err := applySamples(ctx, cp.client, "config/samples"); err != nil {
 		return err

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -105,5 +106,31 @@ func managerArgs(ports devPorts, redeemURL string) []string {
 		fmt.Sprintf("--metrics-bind-address=127.0.0.1:%d", ports.metrics),
 		fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", ports.probes),
 		"--zap-devel",
+	}
+}
+
+// waitForReady polls a readiness endpoint until it answers 200, the process exits, or a
+// minute passes.
+func waitForReady(ctx context.Context, url string, p *process) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return err
+		}
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case err := <-p.exited:
+			return fmt.Errorf("the manager exited before it was ready: %v (see %s)", err, filepath.Join(devDir, "manager.log"))
+		case <-ctx.Done():
+			return fmt.Errorf("the manager did not become ready at %s (see %s)", url, filepath.Join(devDir, "manager.log"))
+		case <-time.After(200 * time.Millisecond):
+		}
 	}
 }

@@ -292,3 +292,8 @@ func (m *Manager) updateIf(ctx context.Context, changed bool, obj client.Object)
 	}
 	return m.Client.Update(ctx, obj)
 }
+
+// The certificate Secret lives in the manager's namespace; the webhook configurations are
+// named, so the manager can patch only its own.
+// +kubebuilder:rbac:groups="",namespace=rolecall-system,resources=secrets,verbs=get;create;update
+// +kubebuilder:rbac:groups=admissionregistration.k8s.io,resources=mutatingwebhookconfigurations;validatingwebhookconfigurations,verbs=get;update,resourceNames=rolecall-mutating-webhook-configuration;rolecall-validating-webhook-configuration
