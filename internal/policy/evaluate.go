@@ -52,6 +52,9 @@ type Decision struct {
 // Message explains a denial: each candidate policy and why it did not apply. Policies that
 // do not name the inviter are not listed, so a denial does not reveal other teams' policies.
 func (d Decision) Message(inviter invitesv1alpha1.Inviter) string {
+	if d.Allowed && d.AllowedBy == DelegationName {
+		return "allowed by the inviter's own RBAC rights (they may create each binding and bind its role)"
+	}
 	if d.Allowed {
 		return "allowed by RoleGrantPolicy " + d.AllowedBy
 	}

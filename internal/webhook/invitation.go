@@ -7,8 +7,8 @@ import (
 	"fmt"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
@@ -58,7 +58,16 @@ func (w *InvitationWebhook) ValidateCreate(ctx context.Context, inv *invitesv1al
 		return nil, invalid(inv, field.Forbidden(field.NewPath("spec", "inviter"),
 			"is set by rolecall to the user who creates the invitation; leave it empty"))
 	}
-	return nil, w.authorize(ctx, inv, requester)
+	decision, err := w.authorize(ctx, inv, requester)
+	if err != nil {
+		return nil, err
+	}
+	// A dry run is someone asking "would this be allowed?" (kubectl invite policy check):
+	// tell them by what.
+	if req, _ := admission.RequestFromContext(ctx); req.DryRun != nil && *req.DryRun {
+		return admission.Warnings{decision.Message(requester)}, nil
+	}
+	return nil, nil
 }
 
 // ValidateUpdate re-authorizes an invitation whose offer changes. The person changing it
@@ -72,13 +81,13 @@ func (w *InvitationWebhook) ValidateUpdate(ctx context.Context, oldInv, inv *inv
 	if err != nil {
 		return nil, err
 	}
-	if err := w.authorize(ctx, inv, requester); err != nil {
+	if _, err := w.authorize(ctx, inv, requester); err != nil {
 		return nil, err
 	}
 	if inv.Spec.Inviter != nil && inv.Spec.Inviter.Username != requester.Username {
-		return nil, w.authorize(ctx, inv, *inv.Spec.Inviter)
+		_, err = w.authorize(ctx, inv, *inv.Spec.Inviter)
 	}
-	return nil, nil
+	return nil, err
 }
 
 // ValidateDelete allows every deletion: removing an invitation grants nothing.
@@ -86,19 +95,21 @@ func (w *InvitationWebhook) ValidateDelete(context.Context, *invitesv1alpha1.Inv
 	return nil, nil
 }
 
-func (w *InvitationWebhook) authorize(ctx context.Context, inv *invitesv1alpha1.Invitation, inviter invitesv1alpha1.Inviter) error {
+// authorize returns the decision when the inviter may offer the invitation, and a
+// Forbidden error that explains every refusal when not.
+func (w *InvitationWebhook) authorize(ctx context.Context, inv *invitesv1alpha1.Invitation, inviter invitesv1alpha1.Inviter) (policy.Decision, error) {
 	decision, err := w.Authorizer.Authorize(ctx, inv, inviter)
 	if err != nil {
-		return apierrors.NewInternalError(fmt.Errorf("evaluating RoleGrantPolicies: %w", err))
+		return decision, apierrors.NewInternalError(fmt.Errorf("evaluating RoleGrantPolicies: %w", err))
 	}
 	log := logf.FromContext(ctx).WithValues("invitation", inv.Namespace+"/"+inv.Name, "inviter", inviter.Username)
 	if !decision.Allowed {
 		log.Info("invitation denied by policy", "candidates", decision.Candidates)
-		return apierrors.NewForbidden(invitesv1alpha1.GroupVersion.WithResource("invitations").GroupResource(), inv.Name,
+		return decision, apierrors.NewForbidden(invitesv1alpha1.GroupVersion.WithResource("invitations").GroupResource(), inv.Name,
 			fmt.Errorf("%s may not offer these grants: %s", inviter.Username, decision.Message(inviter)))
 	}
 	log.V(1).Info("invitation allowed", "allowedBy", decision.AllowedBy)
-	return nil
+	return decision, nil
 }
 
 // offerChanged says whether an update changes what the invitation offers or to whom.

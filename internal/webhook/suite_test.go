@@ -2,10 +2,6 @@ package webhook_test
 
 import (
 	"context"
-	"crypto/tls"
-	"fmt"
-	"net"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -16,20 +12,17 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
-	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/rolecall/rolecall/internal/manager"
+	"github.com/rolecall/rolecall/internal/testenv"
 )
 
 // The admission tests run the manager's webhooks behind a real API server, and act as
 // real users authenticated by it.
 var (
-	testEnv *envtest.Environment
-	admin   client.Client
-	cancel  context.CancelFunc
+	env   *testenv.Env
+	admin client.Client
 )
 
 func TestWebhooks(t *testing.T) {
@@ -40,55 +33,16 @@ func TestWebhooks(t *testing.T) {
 var _ = BeforeSuite(func() {
 	SetDefaultEventuallyTimeout(20 * time.Second)
 	ctrl.SetLogger(zap.New(zap.WriteTo(GinkgoWriter), zap.UseDevMode(true)))
-	testEnv = &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join("..", "..", "config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
-		WebhookInstallOptions: envtest.WebhookInstallOptions{Paths: []string{filepath.Join("..", "..", "config", "webhook")}},
-	}
-	cfg, err := testEnv.Start()
+	var err error
+	env, err = testenv.StartWithWebhooks(manager.Config{AllowRBACDelegation: true, DefaultExpiresAfter: 72 * time.Hour})
 	Expect(err).NotTo(HaveOccurred())
-	scheme := manager.NewScheme()
-	admin, err = client.New(cfg, client.Options{Scheme: scheme})
-	Expect(err).NotTo(HaveOccurred())
-
-	hook := testEnv.WebhookInstallOptions
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                 scheme,
-		Cache:                  manager.CacheOptions(),
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-		WebhookServer: webhook.NewServer(webhook.Options{
-			Host: hook.LocalServingHost, Port: hook.LocalServingPort, CertDir: hook.LocalServingCertDir,
-		}),
-	})
-	Expect(err).NotTo(HaveOccurred())
-	var ctx context.Context
-	ctx, cancel = context.WithCancel(context.Background())
-	Expect(manager.AddWebhooks(ctx, mgr, manager.Config{AllowRBACDelegation: true, DefaultExpiresAfter: 72 * time.Hour})).To(Succeed())
-	go func() {
-		defer GinkgoRecover()
-		Expect(mgr.Start(ctx)).To(Succeed())
-	}()
-
-	addr := net.JoinHostPort(hook.LocalServingHost, fmt.Sprint(hook.LocalServingPort))
-	Eventually(func() error {
-		conn, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // only checks the test server is listening
-		if err != nil {
-			return err
-		}
-		return conn.Close()
-	}).Should(Succeed())
-	Expect(mgr.GetCache().WaitForCacheSync(ctx)).To(BeTrue())
-
+	admin = env.Admin
 	setUpCluster(context.Background())
 })
 
 var _ = AfterSuite(func() {
-	if cancel != nil {
-		cancel()
-	}
-	if testEnv != nil {
-		Expect(testEnv.Stop()).To(Succeed())
+	if env != nil {
+		Expect(env.Stop()).To(Succeed())
 	}
 })
 
@@ -115,9 +69,9 @@ func setUpCluster(ctx context.Context) {
 
 // userClient acts as a user the API server authenticates, with the given groups.
 func userClient(name string, groups ...string) client.Client {
-	user, err := testEnv.AddUser(envtest.User{Name: name, Groups: groups}, nil)
+	cfg, err := env.UserConfig(name, groups...)
 	Expect(err).NotTo(HaveOccurred())
-	c, err := client.New(user.Config(), client.Options{Scheme: admin.Scheme()})
+	c, err := client.New(cfg, client.Options{Scheme: admin.Scheme()})
 	Expect(err).NotTo(HaveOccurred())
 	return c
 }
