@@ -61,8 +61,9 @@ dev: manifests generate control-plane build ## Run rolecall on a local control p
 ##@ Build
 
 .PHONY: build
-build: ## Build the manager.
+build: ## Build the manager and the kubectl plugin.
 	go build -o $(LOCALBIN)/manager ./cmd/manager
+	go build -o $(LOCALBIN)/kubectl-invite ./cmd/kubectl-invite
 
 $(CONTROLLER_GEN):
 	GOBIN=$(LOCALBIN) go install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_TOOLS_VERSION)

@@ -109,4 +109,3 @@ func (w *warningCollector) String() string {
 	}
 	return strings.Join(w.msgs, "; ")
 }
-
