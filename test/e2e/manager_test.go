@@ -1,0 +1,147 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	"github.com/onsi/gomega/gexec"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	invitesv1alpha1 "github.com/rolecall/rolecall/api/v1alpha1"
+	"github.com/rolecall/rolecall/internal/manager"
+)
+
+func freePort() int {
+	l, err := (&net.ListenConfig{}).Listen(context.Background(), "tcp", "127.0.0.1:0")
+	Expect(err).NotTo(HaveOccurred())
+	defer func() { _ = l.Close() }()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func get(ctx context.Context, url string) (int, string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, "", err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	body, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body), err
+}
+
+var _ = Describe("The manager binary", Ordered, func() {
+	var (
+		env                   *envtest.Environment
+		admin                 client.Client
+		session               *gexec.Session
+		metricsURL, probesURL string
+	)
+
+	BeforeAll(func(ctx SpecContext) {
+		env = &envtest.Environment{
+			CRDDirectoryPaths:     []string{filepath.Join("..", "..", "config", "crd", "bases")},
+			ErrorIfCRDPathMissing: true,
+			WebhookInstallOptions: envtest.WebhookInstallOptions{Paths: []string{filepath.Join("..", "..", "config", "webhook")}},
+		}
+		_, err := env.Start()
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(env.Stop)
+
+		user, err := env.AddUser(envtest.User{Name: "e2e-admin", Groups: []string{"system:masters"}}, nil)
+		Expect(err).NotTo(HaveOccurred())
+		admin, err = client.New(user.Config(), client.Options{Scheme: manager.NewScheme()})
+		Expect(err).NotTo(HaveOccurred())
+		raw, err := user.KubeConfig()
+		Expect(err).NotTo(HaveOccurred())
+		kubeconfig := filepath.Join(GinkgoT().TempDir(), "kubeconfig")
+		Expect(os.WriteFile(kubeconfig, raw, 0o600)).To(Succeed())
+		Expect(admin.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "rolecall-system"}})).To(Succeed())
+
+		metricsPort, probesPort := freePort(), freePort()
+		metricsURL = fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort)
+		probesURL = fmt.Sprintf("http://127.0.0.1:%d", probesPort)
+		hook := env.WebhookInstallOptions
+		cmd := exec.Command(managerBinary, //nolint:gosec // the binary this suite just built
+			"--kubeconfig="+kubeconfig,
+			"--leader-elect", "--namespace=rolecall-system",
+			"--public-url=https://invite.example.test",
+			fmt.Sprintf("--metrics-bind-address=127.0.0.1:%d", metricsPort),
+			fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", probesPort),
+			"--webhook-cert-management=external", "--webhook-host="+hook.LocalServingHost,
+			fmt.Sprintf("--webhook-port=%d", hook.LocalServingPort), "--webhook-cert-dir="+hook.LocalServingCertDir,
+		)
+		session, err = gexec.Start(cmd, GinkgoWriter, GinkgoWriter)
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(func() { session.Kill() })
+	})
+
+	It("becomes healthy and ready once its webhook server serves", func(ctx SpecContext) {
+		Eventually(func(g Gomega) {
+			code, _, err := get(ctx, probesURL+"/healthz")
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(code).To(Equal(http.StatusOK))
+			code, _, err = get(ctx, probesURL+"/readyz")
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(code).To(Equal(http.StatusOK))
+		}).Should(Succeed())
+	})
+
+	It("wins leader election and holds the Lease in its namespace", func(ctx SpecContext) {
+		Eventually(func(g Gomega) {
+			lease := &coordinationv1.Lease{}
+			g.Expect(admin.Get(ctx, client.ObjectKey{Namespace: "rolecall-system", Name: "rolecall.invites.rolecall.dev"}, lease)).To(Succeed())
+			g.Expect(lease.Spec.HolderIdentity).NotTo(BeNil())
+			g.Expect(*lease.Spec.HolderIdentity).NotTo(BeEmpty())
+		}).Should(Succeed())
+	})
+
+	It("admits, stamps and issues an invitation", func(ctx SpecContext) {
+		Expect(admin.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "team-a"}})).To(Succeed())
+		inv := &invitesv1alpha1.Invitation{
+			ObjectMeta: metav1.ObjectMeta{Name: "alice", Namespace: "team-a"},
+			Spec:       invitesv1alpha1.InvitationSpec{Grants: []invitesv1alpha1.Grant{{ClusterRole: "edit"}}},
+		}
+		Expect(admin.Create(ctx, inv)).To(Succeed())
+		Expect(inv.Spec.Inviter.Username).To(Equal("e2e-admin"))
+		Eventually(func(g Gomega) {
+			g.Expect(admin.Get(ctx, client.ObjectKeyFromObject(inv), inv)).To(Succeed())
+			g.Expect(inv.Status.Phase).To(Equal(invitesv1alpha1.PhaseActive))
+		}).Should(Succeed())
+		secret := &corev1.Secret{}
+		Eventually(func() error {
+			return admin.Get(ctx, client.ObjectKey{Namespace: "team-a", Name: "alice-invitation-token"}, secret)
+		}).Should(Succeed())
+		Expect(string(secret.Data["url"])).To(HavePrefix("https://invite.example.test/i/" + inv.Status.TokenID + "."))
+	})
+
+	It("serves Prometheus metrics about its controllers", func(ctx SpecContext) {
+		code, body, err := get(ctx, metricsURL)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(code).To(Equal(http.StatusOK))
+		Expect(body).To(ContainSubstring(`controller_runtime_reconcile_total{controller="invitation"`))
+	})
+
+	It("shuts down cleanly on SIGTERM and hands the Lease back", func(ctx SpecContext) {
+		session.Signal(syscall.SIGTERM)
+		Eventually(session).Should(gexec.Exit(0))
+		lease := &coordinationv1.Lease{}
+		Expect(admin.Get(ctx, client.ObjectKey{Namespace: "rolecall-system", Name: "rolecall.invites.rolecall.dev"}, lease)).To(Succeed())
+		Expect(lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity == "").To(BeTrue(), "the Lease is released for the next leader")
+	})
+})
