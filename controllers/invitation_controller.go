@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	invitesv1alpha1 "github.com/rolecall/rolecall/api/v1alpha1"
+	"github.com/rolecall/rolecall/internal/policy"
 )
 
 // customTokenSecretIndex indexes Invitations by the name of their Custom token Secret, so a
@@ -38,6 +39,8 @@ type InvitationReconciler struct {
 	Scheme    *runtime.Scheme
 	Recorder  events.EventRecorder
 	Clock     clock.PassiveClock
+	// Authorizer re-checks, on every pass, that the inviter may still offer the invitation.
+	Authorizer *policy.Authorizer
 	// PublicURL is the redemption server's external base URL; links are PublicURL/i/<token>.
 	PublicURL string
 	// DefaultExpiresAfter applies when spec.expiresAfter is unset.
@@ -48,6 +51,7 @@ type InvitationReconciler struct {
 // +kubebuilder:rbac:groups=invites.rolecall.dev,resources=invitations/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups=invites.rolecall.dev,resources=rolegrantpolicies,verbs=get;list;watch
 
 // Reconcile brings one Invitation's token and status up to date.
 func (r *InvitationReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
@@ -61,6 +65,9 @@ func (r *InvitationReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	}
 
 	before := inv.DeepCopy()
+	if err := r.checkPolicy(ctx, inv); err != nil {
+		return ctrl.Result{}, err
+	}
 	plan, err := r.planToken(ctx, inv)
 	if err != nil {
 		return ctrl.Result{}, err
@@ -134,6 +141,8 @@ func (r *InvitationReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&corev1.Secret{}).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.invitationsUsingCustomToken),
 			builder.WithPredicates(predicate.NewPredicateFuncs(isCustomTokenSecret))).
+		Watches(&invitesv1alpha1.RoleGrantPolicy{}, handler.EnqueueRequestsFromMapFunc(r.invitationsForPolicy),
+			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Named("invitation").
 		Complete(r)
 }

@@ -20,6 +20,7 @@ import (
 
 	invitesv1alpha1 "github.com/rolecall/rolecall/api/v1alpha1"
 	"github.com/rolecall/rolecall/controllers"
+	"github.com/rolecall/rolecall/internal/policy"
 )
 
 func newInvitation(ns, name string, mutate ...func(*invitesv1alpha1.Invitation)) *invitesv1alpha1.Invitation {
@@ -28,6 +29,9 @@ func newInvitation(ns, name string, mutate ...func(*invitesv1alpha1.Invitation))
 		Spec: invitesv1alpha1.InvitationSpec{
 			Grants:       []invitesv1alpha1.Grant{{ClusterRole: "edit"}},
 			ExpiresAfter: &metav1.Duration{Duration: time.Hour},
+			// What the admission webhook (not running in this suite) would record for a
+			// cluster administrator, who may grant anything.
+			Inviter: &invitesv1alpha1.Inviter{Username: "platform-admin", Groups: []string{"system:masters", "system:authenticated"}},
 		},
 	}
 	for _, m := range mutate {
@@ -81,7 +85,8 @@ func directReconciler() *controllers.InvitationReconciler {
 	return &controllers.InvitationReconciler{
 		Client: k8sClient, APIReader: k8sClient, Scheme: k8sClient.Scheme(),
 		Recorder: events.NewFakeRecorder(100), Clock: fakeClock,
-		PublicURL: publicURL, DefaultExpiresAfter: 72 * time.Hour,
+		Authorizer: &policy.Authorizer{Reader: cachedClient, Writer: k8sClient, AllowRBACDelegation: true, DefaultExpiresAfter: 72 * time.Hour},
+		PublicURL:  publicURL, DefaultExpiresAfter: 72 * time.Hour,
 	}
 }
 
@@ -388,6 +393,50 @@ var _ = Describe("Invitation controller", func() {
 			Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(foreign), foreign)).To(Succeed())
 			Expect(foreign.Data).To(HaveKeyWithValue("keep", []byte("me")))
 		})
+	})
+})
+
+var _ = Describe("Invitation controller and policy", func() {
+	var ns string
+	BeforeEach(func(ctx SpecContext) { ns = newNamespace(ctx) })
+
+	It("issues no token for an invitation nobody vouches for", func(ctx SpecContext) {
+		inv := newInvitation(ns, "orphan", func(i *invitesv1alpha1.Invitation) { i.Spec.Inviter = nil })
+		Expect(k8sClient.Create(ctx, inv)).To(Succeed())
+		denied := eventuallyPhase(ctx, inv, invitesv1alpha1.PhaseDenied)
+		Expect(readyCondition(denied).Reason).To(Equal(invitesv1alpha1.InvitationNoInviterReason))
+		Expect(readyCondition(denied).Message).To(ContainSubstring("created without rolecall's admission webhook"))
+		Expect(denied.Status.TokenSecretRef).To(BeNil())
+	})
+
+	It("stops an invitation whose policy is deleted, and resumes it when the policy returns", func(ctx SpecContext) {
+		rgp := &invitesv1alpha1.RoleGrantPolicy{
+			ObjectMeta: metav1.ObjectMeta{Name: "ctl-leads-" + ns},
+			Spec: invitesv1alpha1.RoleGrantPolicySpec{
+				Inviters:       []invitesv1alpha1.Subject{{Kind: invitesv1alpha1.SubjectGroup, Name: "ctl-leads"}},
+				GrantableRoles: []invitesv1alpha1.GrantableRole{{ClusterRole: "edit"}},
+			},
+		}
+		Expect(k8sClient.Create(ctx, rgp)).To(Succeed())
+		inv := newInvitation(ns, "delegated", func(i *invitesv1alpha1.Invitation) {
+			i.Spec.Inviter = &invitesv1alpha1.Inviter{Username: "lee", Groups: []string{"ctl-leads", "system:authenticated"}}
+		})
+		Expect(k8sClient.Create(ctx, inv)).To(Succeed())
+		active := eventuallyPhase(ctx, inv, invitesv1alpha1.PhaseActive)
+		value := string(issuedSecret(ctx, active).Data[invitesv1alpha1.TokenSecretKey])
+		allowed := meta.FindStatusCondition(active.Status.Conditions, invitesv1alpha1.InvitationPolicyAllowedCondition)
+		Expect(allowed.Message).To(Equal("allowed by RoleGrantPolicy " + rgp.Name))
+
+		Expect(k8sClient.Delete(ctx, rgp)).To(Succeed())
+		denied := eventuallyPhase(ctx, inv, invitesv1alpha1.PhaseDenied)
+		Expect(readyCondition(denied).Reason).To(Equal(invitesv1alpha1.InvitationPolicyDeniedReason))
+		Expect(readyCondition(denied).Message).To(ContainSubstring(`no RoleGrantPolicy names user "lee"`))
+		Expect(readyCondition(denied).Message).To(ContainSubstring("lee may not create rolebindings in namespace " + ns))
+
+		rgp.ResourceVersion = ""
+		Expect(k8sClient.Create(ctx, rgp)).To(Succeed())
+		resumed := eventuallyPhase(ctx, inv, invitesv1alpha1.PhaseActive)
+		Expect(string(issuedSecret(ctx, resumed).Data[invitesv1alpha1.TokenSecretKey])).To(Equal(value), "the same token works again")
 	})
 })
 

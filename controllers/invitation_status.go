@@ -27,14 +27,17 @@ func updateStatus(inv *invitesv1alpha1.Invitation, expiresAfter time.Duration, n
 	inv.Status.ObservedGeneration = inv.Generation
 }
 
-// derivePhase computes the phase from spec, status and time. Declined and Denied are set by
-// the redemption server and are final, as is Revoked.
+// derivePhase computes the phase from spec, status and time. Revoked and Declined (set by
+// the redemption server when the invitee declines) are final; Denied lasts while policy
+// does not allow the inviter to offer the invitation.
 func derivePhase(inv *invitesv1alpha1.Invitation, now time.Time) invitesv1alpha1.InvitationPhase {
 	switch {
 	case inv.Spec.Revoked:
 		return invitesv1alpha1.PhaseRevoked
-	case inv.Status.Phase == invitesv1alpha1.PhaseDeclined, inv.Status.Phase == invitesv1alpha1.PhaseDenied:
+	case inv.Status.Phase == invitesv1alpha1.PhaseDeclined:
 		return inv.Status.Phase
+	case policyDenied(inv):
+		return invitesv1alpha1.PhaseDenied
 	case inv.Status.TokenSecretRef == nil || inv.Status.ExpiresAt == nil:
 		return invitesv1alpha1.PhasePending
 	case inv.Status.Uses >= inv.Spec.MaxUses:
@@ -67,6 +70,9 @@ func setReady(inv *invitesv1alpha1.Invitation) {
 			inv.Status.ExpiresAt.UTC().Format(time.RFC3339), invitesv1alpha1.ResendAnnotation)
 	case invitesv1alpha1.PhaseRevoked:
 		cond.Reason, cond.Message = invitesv1alpha1.InvitationRevokedReason, "spec.revoked is true: no further redemptions"
+	case invitesv1alpha1.PhaseDenied:
+		allowed := meta.FindStatusCondition(inv.Status.Conditions, invitesv1alpha1.InvitationPolicyAllowedCondition)
+		cond.Reason, cond.Message = allowed.Reason, allowed.Message
 	default:
 		cond.Reason, cond.Message = string(inv.Status.Phase), "the invitation can no longer be redeemed"
 	}
@@ -99,7 +105,7 @@ func (r *InvitationReconciler) recordTransition(before, after *invitesv1alpha1.I
 	}
 	ready := meta.FindStatusCondition(after.Status.Conditions, invitesv1alpha1.InvitationReadyCondition)
 	eventType := corev1.EventTypeNormal
-	if after.Status.Phase == invitesv1alpha1.PhasePending && before.Status.Phase != "" {
+	if after.Status.Phase == invitesv1alpha1.PhaseDenied || (after.Status.Phase == invitesv1alpha1.PhasePending && before.Status.Phase != "") {
 		eventType = corev1.EventTypeWarning
 	}
 	r.Recorder.Eventf(after, nil, eventType, string(after.Status.Phase), "UpdatePhase", "%s", ready.Message)

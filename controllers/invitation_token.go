@@ -67,9 +67,9 @@ func tokenSecretName(inv *invitesv1alpha1.Invitation) string {
 // planToken decides whether the invitation needs a new token and records the decision in
 // status; applyToken carries it out after status is written.
 func (r *InvitationReconciler) planToken(ctx context.Context, inv *invitesv1alpha1.Invitation) (tokenPlan, error) {
-	if inv.Spec.Revoked {
-		// A revoked invitation keeps its Secret (the redemption server refuses it anyway)
-		// but never gets a new token.
+	if inv.Spec.Revoked || policyDenied(inv) {
+		// A revoked or denied invitation keeps its Secret (the redemption server refuses it
+		// anyway) but gets no new token.
 		return tokenPlan{}, nil
 	}
 	secret, err := r.tokenSecret(ctx, inv)

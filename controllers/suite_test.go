@@ -91,9 +91,9 @@ var _ = BeforeSuite(func() {
 	Expect(err).NotTo(HaveOccurred())
 	// Whole seconds: the API server stores times to the second.
 	fakeClock = clocktesting.NewFakeClock(time.Now().Truncate(time.Second))
-	Expect(manager.AddControllers(mgr, manager.Config{
-		PublicURL: publicURL, DefaultExpiresAfter: 72 * time.Hour, Clock: fakeClock,
-	})).To(Succeed())
+	Expect(manager.Setup(context.Background(), mgr, manager.Config{
+		PublicURL: publicURL, DefaultExpiresAfter: 72 * time.Hour, Clock: fakeClock, AllowRBACDelegation: true,
+	}, manager.Parts{Controllers: true})).To(Succeed())
 	cachedClient = mgr.GetClient()
 
 	var ctx context.Context

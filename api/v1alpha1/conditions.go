@@ -37,6 +37,12 @@ const (
 	InvitationCustomTokenWeakReason = "CustomTokenWeak"
 	// InvitationTokenPendingReason: no token has been issued yet.
 	InvitationTokenPendingReason = "TokenPending"
+	// InvitationPolicyAllowedReason: a RoleGrantPolicy or the inviter's RBAC rights allow it.
+	InvitationPolicyAllowedReason = "Allowed"
+	// InvitationPolicyDeniedReason: no policy allows the inviter to offer it any more.
+	InvitationPolicyDeniedReason = "Denied"
+	// InvitationNoInviterReason: the invitation has no recorded inviter, so nobody vouches for it.
+	InvitationNoInviterReason = "NoInviter"
 )
 
 // Condition types and reasons on a RoleGrantPolicy.

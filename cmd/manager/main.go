@@ -118,11 +118,8 @@ func run(ctx context.Context, opts options) error {
 		}
 	}
 	cfg := manager.Config{PublicURL: opts.publicURL, DefaultExpiresAfter: opts.defaultExpiresAfter, AllowRBACDelegation: opts.allowRBACDelegation}
-	if err := manager.AddWebhooks(ctx, mgr, cfg); err != nil {
-		return fmt.Errorf("registering webhooks: %w", err)
-	}
-	if err := manager.AddControllers(mgr, cfg); err != nil {
-		return fmt.Errorf("registering controllers: %w", err)
+	if err := manager.Setup(ctx, mgr, cfg, manager.Parts{Controllers: true, Webhooks: true}); err != nil {
+		return fmt.Errorf("registering controllers and webhooks: %w", err)
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return err

@@ -83,16 +83,33 @@ func AddIndexes(ctx context.Context, mgr ctrl.Manager) error {
 	return mgr.GetFieldIndexer().IndexField(ctx, &invitesv1alpha1.Invitation{}, policy.InviterIndex, policy.InviterIndexValue)
 }
 
-// AddWebhooks registers the admission webhooks, which run on every replica.
-func AddWebhooks(ctx context.Context, mgr ctrl.Manager, cfg Config) error {
+// Parts says which halves of rolecall a manager runs: the production manager runs both,
+// tests may run one.
+type Parts struct {
+	// Controllers run on the elected leader only.
+	Controllers bool
+	// Webhooks run on every replica.
+	Webhooks bool
+}
+
+// Setup registers the cache indexes and the requested parts, which share one authorizer.
+func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config, parts Parts) error {
 	if err := AddIndexes(ctx, mgr); err != nil {
 		return err
 	}
-	return webhook.Setup(mgr, NewAuthorizer(mgr, cfg))
+	authorizer := NewAuthorizer(mgr, cfg)
+	if parts.Webhooks {
+		if err := webhook.Setup(mgr, authorizer); err != nil {
+			return err
+		}
+	}
+	if parts.Controllers {
+		return addControllers(mgr, cfg, authorizer)
+	}
+	return nil
 }
 
-// AddControllers registers rolecall's reconcilers with the manager.
-func AddControllers(mgr ctrl.Manager, cfg Config) error {
+func addControllers(mgr ctrl.Manager, cfg Config, authorizer *policy.Authorizer) error {
 	if cfg.Clock == nil {
 		cfg.Clock = clock.RealClock{}
 	}
@@ -102,6 +119,7 @@ func AddControllers(mgr ctrl.Manager, cfg Config) error {
 		Scheme:              mgr.GetScheme(),
 		Recorder:            mgr.GetEventRecorder("rolecall"),
 		Clock:               cfg.Clock,
+		Authorizer:          authorizer,
 		PublicURL:           cfg.PublicURL,
 		DefaultExpiresAfter: cfg.DefaultExpiresAfter,
 	}

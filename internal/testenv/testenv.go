@@ -65,7 +65,7 @@ func StartWithWebhooks(cfg manager.Config) (*Env, error) {
 	}
 	var ctx context.Context
 	ctx, e.cancel = context.WithCancel(context.Background())
-	if err := manager.AddWebhooks(ctx, mgr, cfg); err != nil {
+	if err := manager.Setup(ctx, mgr, cfg, manager.Parts{Webhooks: true}); err != nil {
 		return e, err
 	}
 	go func() { _ = mgr.Start(ctx) }()
