@@ -12,6 +12,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -24,6 +25,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
@@ -249,48 +251,54 @@ func writeFiles(dir string, secret *corev1.Secret) error {
 
 // patchCABundles sets the CA on every webhook of the named configurations.
 func (m *Manager) patchCABundles(ctx context.Context, bundle []byte) error {
-	for _, name := range m.MutatingWebhooks {
-		cfg := &admissionregistrationv1.MutatingWebhookConfiguration{}
-		if err := m.Client.Get(ctx, client.ObjectKey{Name: name}, cfg); err != nil {
-			return fmt.Errorf("reading MutatingWebhookConfiguration %s: %w", name, err)
-		}
-		changed := false
-		for i := range cfg.Webhooks {
-			changed = setBundle(&cfg.Webhooks[i].ClientConfig, bundle) || changed
-		}
-		if err := m.updateIf(ctx, changed, cfg); err != nil {
-			return err
-		}
-	}
-	for _, name := range m.ValidatingWebhooks {
-		cfg := &admissionregistrationv1.ValidatingWebhookConfiguration{}
-		if err := m.Client.Get(ctx, client.ObjectKey{Name: name}, cfg); err != nil {
-			return fmt.Errorf("reading ValidatingWebhookConfiguration %s: %w", name, err)
-		}
-		changed := false
-		for i := range cfg.Webhooks {
-			changed = setBundle(&cfg.Webhooks[i].ClientConfig, bundle) || changed
-		}
-		if err := m.updateIf(ctx, changed, cfg); err != nil {
-			return err
+	encoded := base64.StdEncoding.EncodeToString(bundle)
+	for kind, names := range map[string][]string{
+		"MutatingWebhookConfiguration":   m.MutatingWebhooks,
+		"ValidatingWebhookConfiguration": m.ValidatingWebhooks,
+	} {
+		for _, name := range names {
+			if err := m.patchCABundle(ctx, kind, name, encoded); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
 }
 
-func setBundle(cc *admissionregistrationv1.WebhookClientConfig, bundle []byte) bool {
-	if bytes.Equal(cc.CABundle, bundle) {
-		return false
+// patchCABundle works on the configuration as unstructured data, so that mutating and
+// validating configurations, whose webhook types differ, take the same few lines.
+func (m *Manager) patchCABundle(ctx context.Context, kind, name, encoded string) error {
+	cfg := &unstructured.Unstructured{}
+	cfg.SetGroupVersionKind(admissionregistrationv1.SchemeGroupVersion.WithKind(kind))
+	if err := m.Client.Get(ctx, client.ObjectKey{Name: name}, cfg); err != nil {
+		return fmt.Errorf("reading %s %s: %w", kind, name, err)
 	}
-	cc.CABundle = bundle
-	return true
-}
-
-func (m *Manager) updateIf(ctx context.Context, changed bool, obj client.Object) error {
+	webhooks, _, err := unstructured.NestedSlice(cfg.Object, "webhooks")
+	if err != nil {
+		return err
+	}
+	changed := false
+	for _, w := range webhooks {
+		hook, ok := w.(map[string]any)
+		if !ok {
+			continue
+		}
+		clientConfig, _ := hook["clientConfig"].(map[string]any)
+		if clientConfig == nil {
+			clientConfig = map[string]any{}
+			hook["clientConfig"] = clientConfig
+		}
+		if clientConfig["caBundle"] != encoded {
+			clientConfig["caBundle"], changed = encoded, true
+		}
+	}
 	if !changed {
 		return nil
 	}
-	return m.Client.Update(ctx, obj)
+	if err := unstructured.SetNestedSlice(cfg.Object, webhooks, "webhooks"); err != nil {
+		return err
+	}
+	return m.Client.Update(ctx, cfg)
 }
 
 // The certificate Secret lives in the manager's namespace; the webhook configurations are

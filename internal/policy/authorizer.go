@@ -3,7 +3,6 @@ package policy
 import (
 	"context"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
@@ -210,15 +209,4 @@ func (a *Authorizer) can(ctx context.Context, inviter invitesv1alpha1.Inviter, a
 		return false, fmt.Errorf("asking the API server whether %s may %s: %w", inviter.Username, describeAttributes(attrs), err)
 	}
 	return sar.Status.Allowed && !sar.Status.Denied, nil
-}
-
-// joinNonEmpty joins the non-empty parts of a message.
-func joinNonEmpty(sep string, parts ...string) string {
-	kept := parts[:0]
-	for _, p := range parts {
-		if p != "" {
-			kept = append(kept, p)
-		}
-	}
-	return strings.Join(kept, sep)
 }

@@ -256,3 +256,14 @@ func stringMap(m map[string]string) map[string]any {
 	}
 	return out
 }
+
+// joinNonEmpty joins the non-empty parts of a message.
+func joinNonEmpty(sep string, parts ...string) string {
+	kept := parts[:0]
+	for _, p := range parts {
+		if p != "" {
+			kept = append(kept, p)
+		}
+	}
+	return strings.Join(kept, sep)
+}
