@@ -51,6 +51,7 @@ var _ = Describe("The manager binary", Ordered, func() {
 		admin                 client.Client
 		session               *gexec.Session
 		metricsURL, probesURL string
+		kubeconfig            string
 	)
 
 	BeforeAll(func(ctx SpecContext) {
@@ -69,7 +70,7 @@ var _ = Describe("The manager binary", Ordered, func() {
 		Expect(err).NotTo(HaveOccurred())
 		raw, err := user.KubeConfig()
 		Expect(err).NotTo(HaveOccurred())
-		kubeconfig := filepath.Join(GinkgoT().TempDir(), "kubeconfig")
+		kubeconfig = filepath.Join(GinkgoT().TempDir(), "kubeconfig")
 		Expect(os.WriteFile(kubeconfig, raw, 0o600)).To(Succeed())
 		Expect(admin.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "rolecall-system"}})).To(Succeed())
 
@@ -135,6 +136,37 @@ var _ = Describe("The manager binary", Ordered, func() {
 		Expect(err).NotTo(HaveOccurred())
 		Expect(code).To(Equal(http.StatusOK))
 		Expect(body).To(ContainSubstring(`controller_runtime_reconcile_total{controller="invitation"`))
+	})
+
+	It("deploys from config/default: kustomize renders it and the API server accepts it", func(ctx SpecContext) {
+		kubectl := filepath.Join(os.Getenv("KUBEBUILDER_ASSETS"), "kubectl")
+		rendered, err := exec.CommandContext(ctx, kubectl, "kustomize", filepath.Join("..", "..", "config", "default")).Output() //nolint:gosec // the control plane's own kubectl
+		Expect(err).NotTo(HaveOccurred())
+		for _, want := range []string{"kind: Deployment", "name: rolecall-webhook-service", "name: rolecall-validating-webhook-configuration",
+			"name: rolecall-mutating-webhook-configuration", "kind: CustomResourceDefinition", "name: rolecall-manager"} {
+			Expect(string(rendered)).To(ContainSubstring(want))
+		}
+		manifests := filepath.Join(GinkgoT().TempDir(), "default.yaml")
+		Expect(os.WriteFile(manifests, rendered, 0o600)).To(Succeed())
+		out, err := exec.CommandContext(ctx, kubectl, "--kubeconfig="+kubeconfig, "apply", "--dry-run=server", "--server-side", "-f", manifests).CombinedOutput() //nolint:gosec // as above
+		Expect(err).NotTo(HaveOccurred(), string(out))
+		Expect(string(out)).To(ContainSubstring("deployment.apps/rolecall-manager serverside-applied (server dry run)"))
+	})
+
+	It("renders the cert-manager variant", func(ctx SpecContext) {
+		overlay := GinkgoT().TempDir()
+		abs, err := filepath.Abs(filepath.Join("..", "..", "config"))
+		Expect(err).NotTo(HaveOccurred())
+		rel, err := filepath.Rel(overlay, abs)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(os.WriteFile(filepath.Join(overlay, "kustomization.yaml"), []byte(
+			"resources: ["+rel+"/default]\ncomponents: ["+rel+"/certmanager]\n"), 0o600)).To(Succeed())
+		kubectl := filepath.Join(os.Getenv("KUBEBUILDER_ASSETS"), "kubectl")
+		rendered, err := exec.CommandContext(ctx, kubectl, "kustomize", "--load-restrictor=LoadRestrictionsNone", overlay).CombinedOutput() //nolint:gosec // as above
+		Expect(err).NotTo(HaveOccurred(), string(rendered))
+		Expect(string(rendered)).To(ContainSubstring("cert-manager.io/inject-ca-from: rolecall-system/rolecall-webhook-tls"))
+		Expect(string(rendered)).To(ContainSubstring("--webhook-cert-management=external"))
+		Expect(string(rendered)).To(ContainSubstring("secretName: rolecall-webhook-tls"))
 	})
 
 	It("shuts down cleanly on SIGTERM and hands the Lease back", func(ctx SpecContext) {
