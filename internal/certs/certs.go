@@ -301,7 +301,7 @@ func (m *Manager) patchCABundle(ctx context.Context, kind, name, encoded string)
 	return m.Client.Update(ctx, cfg)
 }
 
-// The certificate Secret lives in the manager's namespace; the webhook configurations are
-// named, so the manager can patch only its own.
-// +kubebuilder:rbac:groups="",namespace=rolecall-system,resources=secrets,verbs=get;create;update
+// The certificate Secret is covered by the manager's rights on Secrets (it writes token
+// Secrets in every namespace). The webhook configurations are named, so the manager can
+// patch only its own.
 // +kubebuilder:rbac:groups=admissionregistration.k8s.io,resources=mutatingwebhookconfigurations;validatingwebhookconfigurations,verbs=get;update,resourceNames=rolecall-mutating-webhook-configuration;rolecall-validating-webhook-configuration
