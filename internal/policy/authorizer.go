@@ -11,6 +11,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
+	utilcache "k8s.io/apimachinery/pkg/util/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	invitesv1alpha1 "github.com/rolecall/rolecall/api/v1alpha1"
@@ -45,7 +46,16 @@ type Authorizer struct {
 
 	mu       sync.Mutex
 	compiled map[types.UID]*Compiled
+	// answers remembers SubjectAccessReview answers briefly: the controller re-checks every
+	// invitation on every pass, and asking the API server each time would double the
+	// writes an invitation costs.
+	answersOnce sync.Once
+	answers     *utilcache.LRUExpireCache
 }
+
+// answerTTL bounds how long a remembered RBAC answer is used: a right taken away takes
+// effect for rolecall within this time.
+const answerTTL = 10 * time.Second
 
 // DelegationName is AllowedBy when the inviter's own RBAC rights allowed the invitation.
 const DelegationName = "RBAC delegation"
@@ -198,6 +208,24 @@ func describeAttributes(a authorizationv1.ResourceAttributes) string {
 }
 
 func (a *Authorizer) can(ctx context.Context, inviter invitesv1alpha1.Inviter, attrs authorizationv1.ResourceAttributes) (bool, error) {
+	a.answersOnce.Do(func() { a.answers = utilcache.NewLRUExpireCache(4096) })
+	key := answerKey(inviter, attrs)
+	if allowed, ok := a.answers.Get(key); ok {
+		return allowed.(bool), nil
+	}
+	allowed, err := a.ask(ctx, inviter, attrs)
+	if err == nil {
+		a.answers.Add(key, allowed, answerTTL)
+	}
+	return allowed, err
+}
+
+// answerKey identifies a question completely: who (with every group and extra) and what.
+func answerKey(inviter invitesv1alpha1.Inviter, attrs authorizationv1.ResourceAttributes) string {
+	return fmt.Sprintf("%q %q %q %v %+v", inviter.Username, inviter.UID, inviter.Groups, inviter.Extra, attrs)
+}
+
+func (a *Authorizer) ask(ctx context.Context, inviter invitesv1alpha1.Inviter, attrs authorizationv1.ResourceAttributes) (bool, error) {
 	extra := make(map[string]authorizationv1.ExtraValue, len(inviter.Extra))
 	for k, v := range inviter.Extra {
 		extra[k] = authorizationv1.ExtraValue(v)
