@@ -32,6 +32,9 @@ const customTokenSecretIndex = "spec.customTokenSecretRef.name"
 // It never writes spec, so GitOps tools see no drift.
 type InvitationReconciler struct {
 	client.Client
+	// Live reads and writes past the cache, for bindings: caching every RoleBinding in the
+	// cluster would cost memory for nothing.
+	Live client.Client
 	// APIReader reads past the cache: to confirm a token Secret is really gone before
 	// issuing a new one, and to tell users that a Custom token Secret exists but lacks
 	// the label the cache selects on.
@@ -73,6 +76,10 @@ func (r *InvitationReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		return ctrl.Result{}, err
 	}
 	now := r.Clock.Now()
+	pendingDue, err := r.settlePending(ctx, inv, now)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
 	updateStatus(inv, r.expiresAfter(inv), now)
 	if err := r.patchStatus(ctx, before, inv); err != nil {
 		if apierrors.IsConflict(err) {
@@ -87,7 +94,15 @@ func (r *InvitationReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		return ctrl.Result{}, err
 	}
 	r.recordTransition(before, inv)
-	return scheduleExpiry(inv, now), nil
+	return soonest(scheduleExpiry(inv, now), pendingDue), nil
+}
+
+// soonest wakes the reconciler for whichever comes first: expiry or a pending claim.
+func soonest(result ctrl.Result, due time.Duration) ctrl.Result {
+	if due > 0 && (result.RequeueAfter == 0 || due < result.RequeueAfter) {
+		result.RequeueAfter = due
+	}
+	return result
 }
 
 func (r *InvitationReconciler) expiresAfter(inv *invitesv1alpha1.Invitation) time.Duration {

@@ -247,6 +247,20 @@ type Redemption struct {
 	GrantsExpireAt *metav1.Time `json:"grantsExpireAt,omitempty"`
 }
 
+// PendingRedemption is a use claimed by a person whose bindings are not confirmed yet. The
+// redemption server removes it once the bindings exist; the controller completes any that
+// a crash left behind, so a claimed use is never held by nobody.
+type PendingRedemption struct {
+	// user is the Kubernetes username the use was claimed for.
+	// +required
+	// +kubebuilder:validation:MaxLength=512
+	User string `json:"user"`
+
+	// claimedAt is when the use was claimed.
+	// +required
+	ClaimedAt metav1.Time `json:"claimedAt"`
+}
+
 // ObjectReference names an object in the invitation's namespace.
 type ObjectReference struct {
 	// name is the object's name.
@@ -300,6 +314,12 @@ type InvitationStatus struct {
 	// +listType=atomic
 	// +kubebuilder:validation:MaxItems=100
 	Redemptions []Redemption `json:"redemptions,omitempty"`
+
+	// pendingRedemptions are uses claimed whose bindings are being made.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=1000
+	PendingRedemptions []PendingRedemption `json:"pendingRedemptions,omitempty"`
 
 	// deliveredAt is when the current token was last delivered.
 	// +optional

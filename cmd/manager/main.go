@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"strings"
 	"time"
 
+	apiserver "k8s.io/apiserver/pkg/apis/apiserver"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -19,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/rolecall/rolecall/internal/certs"
+	"github.com/rolecall/rolecall/internal/identity"
 	"github.com/rolecall/rolecall/internal/manager"
 )
 
@@ -30,6 +33,12 @@ type options struct {
 	publicURL           string
 	defaultExpiresAfter time.Duration
 	allowRBACDelegation bool
+
+	redeemAddr             string
+	allowedRedirectOrigins []string
+	authenticationConfig   string
+	oidc                   identity.LegacyOIDC
+	oidcRequiredClaims     []string
 
 	webhookHost, webhookCertDir    string
 	webhookPort                    int
@@ -46,6 +55,27 @@ func (o *options) bind(fs *flag.FlagSet) {
 	fs.StringVar(&o.publicURL, "public-url", "http://localhost:8082", "External base URL of the redemption server; links are <public-url>/i/<token>.")
 	fs.DurationVar(&o.defaultExpiresAfter, "default-expires-after", 72*time.Hour, "Lifetime of a token when the Invitation does not set spec.expiresAfter.")
 	fs.BoolVar(&o.allowRBACDelegation, "allow-rbac-delegation", true, "Also allow an invitation when the inviter could create each binding themselves (create and bind rights).")
+	fs.StringVar(&o.redeemAddr, "redeem-bind-address", ":8082", "Address of the redemption server.")
+	fs.Func("allowed-redirect-origins", "Comma-separated origins (https://host[:port]) that redemptions may redirect to; others get the success page.", func(v string) error {
+		for _, origin := range strings.Split(v, ",") {
+			if origin = strings.TrimSpace(origin); origin != "" {
+				o.allowedRedirectOrigins = append(o.allowedRedirectOrigins, origin)
+			}
+		}
+		return nil
+	})
+	fs.StringVar(&o.authenticationConfig, "authentication-config", "", "kube-apiserver's AuthenticationConfiguration file: ID tokens are mapped to users exactly as the API server maps them.")
+	fs.StringVar(&o.oidc.IssuerURL, "oidc-issuer-url", "", "As kube-apiserver's --oidc-issuer-url.")
+	fs.StringVar(&o.oidc.ClientID, "oidc-client-id", "", "As kube-apiserver's --oidc-client-id.")
+	fs.StringVar(&o.oidc.UsernameClaim, "oidc-username-claim", "sub", "As kube-apiserver's --oidc-username-claim.")
+	fs.StringVar(&o.oidc.UsernamePrefix, "oidc-username-prefix", "", "As kube-apiserver's --oidc-username-prefix.")
+	fs.StringVar(&o.oidc.GroupsClaim, "oidc-groups-claim", "", "As kube-apiserver's --oidc-groups-claim.")
+	fs.StringVar(&o.oidc.GroupsPrefix, "oidc-groups-prefix", "", "As kube-apiserver's --oidc-groups-prefix.")
+	fs.StringVar(&o.oidc.CAFile, "oidc-ca-file", "", "As kube-apiserver's --oidc-ca-file.")
+	fs.Func("oidc-required-claim", "As kube-apiserver's --oidc-required-claim (key=value; repeatable).", func(v string) error {
+		o.oidcRequiredClaims = append(o.oidcRequiredClaims, v)
+		return nil
+	})
 	fs.StringVar(&o.webhookHost, "webhook-host", "", "Address the admission webhook server listens on (default: all).")
 	fs.IntVar(&o.webhookPort, "webhook-port", 9443, "Port of the admission webhook server.")
 	fs.StringVar(&o.webhookCertDir, "webhook-cert-dir", "/tmp/k8s-webhook-server/serving-certs", "Folder holding the webhook server's tls.crt and tls.key.")
@@ -63,6 +93,15 @@ func (o *options) validate() error {
 	}
 	if o.defaultExpiresAfter <= 0 {
 		return errors.New("--default-expires-after must be positive")
+	}
+	if o.authenticationConfig != "" && o.oidc.IssuerURL != "" {
+		return errors.New("--authentication-config and --oidc-issuer-url cannot both be set, as for kube-apiserver")
+	}
+	for _, origin := range o.allowedRedirectOrigins {
+		u, err := url.Parse(origin)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || (u.Path != "" && u.Path != "/") {
+			return fmt.Errorf("--allowed-redirect-origins: %q is not an origin such as https://console.example.com", origin)
+		}
 	}
 	if o.webhookCertManagement != "self" && o.webhookCertManagement != "external" {
 		return fmt.Errorf(`--webhook-cert-management must be "self" or "external", got %q`, o.webhookCertManagement)
@@ -117,8 +156,15 @@ func run(ctx context.Context, opts options) error {
 			return err
 		}
 	}
-	cfg := manager.Config{PublicURL: opts.publicURL, DefaultExpiresAfter: opts.defaultExpiresAfter, AllowRBACDelegation: opts.allowRBACDelegation}
-	if err := manager.Setup(ctx, mgr, cfg, manager.Parts{Controllers: true, Webhooks: true}); err != nil {
+	authn, err := authenticator(ctx, mgr, opts)
+	if err != nil {
+		return err
+	}
+	cfg := manager.Config{
+		PublicURL: opts.publicURL, DefaultExpiresAfter: opts.defaultExpiresAfter, AllowRBACDelegation: opts.allowRBACDelegation,
+		Authenticator: authn, RedeemBindAddress: opts.redeemAddr, AllowedRedirectOrigins: opts.allowedRedirectOrigins,
+	}
+	if err := manager.Setup(ctx, mgr, cfg, manager.Parts{Controllers: true, Webhooks: true, Redemption: true}); err != nil {
 		return fmt.Errorf("registering controllers and webhooks: %w", err)
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
@@ -149,6 +195,39 @@ func startCertificates(ctx context.Context, mgr ctrl.Manager, opts options) erro
 		return fmt.Errorf("preparing the webhook certificate: %w", err)
 	}
 	return mgr.Add(m)
+}
+
+// authenticator accepts ID tokens the way the cluster's kube-apiserver is configured to, and
+// any other credential the API server itself accepts (TokenReview).
+func authenticator(ctx context.Context, mgr ctrl.Manager, opts options) (identity.Authenticator, error) {
+	direct, err := client.New(mgr.GetConfig(), client.Options{Scheme: mgr.GetScheme()})
+	if err != nil {
+		return nil, err
+	}
+	chain := identity.Chain{}
+	var jwtConfig *apiserver.AuthenticationConfiguration
+	switch {
+	case opts.authenticationConfig != "":
+		jwtConfig, err = identity.LoadAuthenticationConfiguration(opts.authenticationConfig)
+	case opts.oidc.IssuerURL != "":
+		opts.oidc.RequiredClaims = map[string]string{}
+		for _, kv := range opts.oidcRequiredClaims {
+			k, v, _ := strings.Cut(kv, "=")
+			opts.oidc.RequiredClaims[k] = v
+		}
+		jwtConfig, err = opts.oidc.Configuration()
+	}
+	if err != nil {
+		return nil, err
+	}
+	if jwtConfig != nil {
+		jwt, err := identity.NewJWT(ctx, jwtConfig)
+		if err != nil {
+			return nil, err
+		}
+		chain = append(chain, jwt)
+	}
+	return append(chain, &identity.TokenReview{Client: direct}), nil
 }
 
 func durationPtr(d time.Duration) *time.Duration { return &d }

@@ -103,6 +103,7 @@ func freePort() (int, error) {
 func managerArgs(ports devPorts, redeemURL string) []string {
 	return []string{
 		"--public-url=" + redeemURL,
+		fmt.Sprintf("--redeem-bind-address=127.0.0.1:%d", ports.redeem),
 		fmt.Sprintf("--metrics-bind-address=127.0.0.1:%d", ports.metrics),
 		fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", ports.probes),
 		"--zap-devel",

@@ -4,6 +4,8 @@ package manager
 
 import (
 	"context"
+	"crypto/rand"
+	"net"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -18,7 +20,9 @@ import (
 
 	invitesv1alpha1 "github.com/rolecall/rolecall/api/v1alpha1"
 	"github.com/rolecall/rolecall/controllers"
+	"github.com/rolecall/rolecall/internal/identity"
 	"github.com/rolecall/rolecall/internal/policy"
+	"github.com/rolecall/rolecall/internal/redeem"
 	"github.com/rolecall/rolecall/internal/webhook"
 )
 
@@ -32,6 +36,14 @@ type Config struct {
 	Clock clock.PassiveClock
 	// AllowRBACDelegation lets inviters grant what they could bind themselves.
 	AllowRBACDelegation bool
+	// Authenticator checks redeemers' credentials.
+	Authenticator identity.Authenticator
+	// RedeemBindAddress is where the redemption server listens.
+	RedeemBindAddress string
+	// RedeemListener, when set, is used instead of RedeemBindAddress.
+	RedeemListener net.Listener
+	// AllowedRedirectOrigins are where redemptions may send people afterwards.
+	AllowedRedirectOrigins []string
 }
 
 // NewScheme knows the built-in kinds and rolecall's.
@@ -90,6 +102,8 @@ type Parts struct {
 	Controllers bool
 	// Webhooks run on every replica.
 	Webhooks bool
+	// Redemption runs the redemption server, on every replica.
+	Redemption bool
 }
 
 // Setup registers the cache indexes and the requested parts, which share one authorizer.
@@ -98,24 +112,62 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config, parts Parts) error
 		return err
 	}
 	authorizer := NewAuthorizer(mgr, cfg)
+	live, err := client.New(mgr.GetConfig(), client.Options{Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper()})
+	if err != nil {
+		return err
+	}
+	if parts.Redemption {
+		if err := addRedemption(ctx, mgr, cfg, authorizer, live); err != nil {
+			return err
+		}
+	}
 	if parts.Webhooks {
 		if err := webhook.Setup(mgr, authorizer); err != nil {
 			return err
 		}
 	}
 	if parts.Controllers {
-		return addControllers(mgr, cfg, authorizer)
+		return addControllers(mgr, cfg, authorizer, live)
 	}
 	return nil
 }
 
-func addControllers(mgr ctrl.Manager, cfg Config, authorizer *policy.Authorizer) error {
+// addRedemption indexes token Secrets under a key that lives only in this process, and
+// adds the redemption server.
+func addRedemption(ctx context.Context, mgr ctrl.Manager, cfg Config, authorizer *policy.Authorizer, live client.Client) error {
+	key, err := IndexTokenSecrets(ctx, mgr)
+	if err != nil {
+		return err
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.RealClock{}
+	}
+	server := &redeem.Server{
+		Reader: mgr.GetClient(), Live: live, HashKey: key,
+		Authenticator: cfg.Authenticator, Authorizer: authorizer, Clock: cfg.Clock,
+		Recorder: mgr.GetEventRecorder("rolecall-redeem"), Log: mgr.GetLogger().WithName("redeem"),
+		AllowedRedirectOrigins: cfg.AllowedRedirectOrigins,
+	}
+	return mgr.Add(&redeem.Runnable{Server: server, Addr: cfg.RedeemBindAddress, Listener: cfg.RedeemListener})
+}
+
+// IndexTokenSecrets registers redeem.TokenIndex under a fresh random key and returns it.
+func IndexTokenSecrets(ctx context.Context, mgr ctrl.Manager) ([]byte, error) {
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return nil, err
+	}
+	return key, mgr.GetFieldIndexer().IndexField(ctx, &corev1.Secret{}, redeem.TokenIndex, redeem.TokenIndexFunc(key))
+}
+
+func addControllers(mgr ctrl.Manager, cfg Config, authorizer *policy.Authorizer, live client.Client) error {
 	if cfg.Clock == nil {
 		cfg.Clock = clock.RealClock{}
 	}
 	invitations := &controllers.InvitationReconciler{
 		Client:              mgr.GetClient(),
 		APIReader:           mgr.GetAPIReader(),
+		Live:                live,
 		Scheme:              mgr.GetScheme(),
 		Recorder:            mgr.GetEventRecorder("rolecall"),
 		Clock:               cfg.Clock,

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -51,7 +52,7 @@ var _ = Describe("The manager binary", Ordered, func() {
 		admin                 client.Client
 		session               *gexec.Session
 		metricsURL, probesURL string
-		kubeconfig            string
+		redeemURL, kubeconfig string
 	)
 
 	BeforeAll(func(ctx SpecContext) {
@@ -74,7 +75,8 @@ var _ = Describe("The manager binary", Ordered, func() {
 		Expect(os.WriteFile(kubeconfig, raw, 0o600)).To(Succeed())
 		Expect(admin.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "rolecall-system"}})).To(Succeed())
 
-		metricsPort, probesPort := freePort(), freePort()
+		metricsPort, probesPort, redeemPort := freePort(), freePort(), freePort()
+		redeemURL = fmt.Sprintf("http://127.0.0.1:%d", redeemPort)
 		metricsURL = fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort)
 		probesURL = fmt.Sprintf("http://127.0.0.1:%d", probesPort)
 		hook := env.WebhookInstallOptions
@@ -83,6 +85,7 @@ var _ = Describe("The manager binary", Ordered, func() {
 			"--leader-elect", "--namespace=rolecall-system",
 			"--public-url=https://invite.example.test",
 			fmt.Sprintf("--metrics-bind-address=127.0.0.1:%d", metricsPort),
+			fmt.Sprintf("--redeem-bind-address=127.0.0.1:%d", redeemPort),
 			fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", probesPort),
 			"--webhook-cert-management=external", "--webhook-host="+hook.LocalServingHost,
 			fmt.Sprintf("--webhook-port=%d", hook.LocalServingPort), "--webhook-cert-dir="+hook.LocalServingCertDir,
@@ -101,6 +104,21 @@ var _ = Describe("The manager binary", Ordered, func() {
 			g.Expect(err).NotTo(HaveOccurred())
 			g.Expect(code).To(Equal(http.StatusOK))
 		}).Should(Succeed())
+	})
+
+	It("serves the redemption API on its own port, with its own probes", func(ctx SpecContext) {
+		Eventually(func(g Gomega) {
+			code, _, err := get(ctx, redeemURL+"/healthz")
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(code).To(Equal(http.StatusOK))
+		}).Should(Succeed())
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, redeemURL+"/api/v1/redemptions", strings.NewReader(`{"token":"x"}`))
+		Expect(err).NotTo(HaveOccurred())
+		resp, err := http.DefaultClient.Do(req)
+		Expect(err).NotTo(HaveOccurred())
+		defer func() { _ = resp.Body.Close() }()
+		Expect(resp.StatusCode).To(Equal(http.StatusUnauthorized))
+		Expect(resp.Header.Get("Cache-Control")).To(Equal("no-store"))
 	})
 
 	It("wins leader election and holds the Lease in its namespace", func(ctx SpecContext) {

@@ -1,0 +1,38 @@
+package controllers
+
+import (
+	"context"
+	"time"
+
+	invitesv1alpha1 "github.com/rolecall/rolecall/api/v1alpha1"
+	"github.com/rolecall/rolecall/internal/bindings"
+)
+
+// pendingGrace is how long a claimed use may wait for its bindings before the controller
+// assumes the redemption server died and finishes the job itself. A live server settles a
+// claim in well under a second.
+const pendingGrace = 30 * time.Second
+
+// settlePending completes redemptions a crash left between claiming a use and binding: the
+// person was counted, so they get their grants, and the pending entry goes. It returns how
+// long until the next entry is due, or zero.
+func (r *InvitationReconciler) settlePending(ctx context.Context, inv *invitesv1alpha1.Invitation, now time.Time) (time.Duration, error) {
+	var next time.Duration
+	kept := inv.Status.PendingRedemptions[:0:0]
+	for _, p := range inv.Status.PendingRedemptions {
+		if due := p.ClaimedAt.Add(pendingGrace).Sub(now); due > 0 {
+			kept = append(kept, p)
+			if next == 0 || due < next {
+				next = due
+			}
+			continue
+		}
+		if _, err := bindings.Ensure(ctx, r.Live, inv, p.User); err != nil {
+			return 0, err
+		}
+		r.Recorder.Eventf(inv, nil, "Normal", "Redeemed", "CompleteRedemption",
+			"completed the redemption by %s that was interrupted after its use was counted", p.User)
+	}
+	inv.Status.PendingRedemptions = kept
+	return next, nil
+}

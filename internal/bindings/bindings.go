@@ -1,0 +1,143 @@
+// Package bindings makes the RoleBindings and ClusterRoleBindings an invitation promises, one
+// per (invitation, user, grant), with names that make re-redeeming idempotent.
+package bindings
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"strconv"
+
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	invitesv1alpha1 "github.com/rolecall/rolecall/api/v1alpha1"
+)
+
+// Labels and annotations on every binding rolecall makes.
+const (
+	// InvitationUIDLabel is the UID of the invitation that made the binding.
+	InvitationUIDLabel = "invites.rolecall.dev/invitation-uid"
+	// UserLabel is a hash of the username (usernames do not fit label values).
+	UserLabel = "invites.rolecall.dev/user"
+	// UsernameAnnotation is the username itself, for people reading the binding.
+	UsernameAnnotation = "invites.rolecall.dev/username"
+)
+
+// +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=rolebindings;clusterrolebindings,verbs=get;list;watch;create;delete
+// +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=roles;clusterroles,verbs=bind
+
+// Made names one binding that holds a grant.
+type Made struct {
+	Kind      string `json:"kind"`
+	Name      string `json:"name"`
+	Namespace string `json:"namespace,omitempty"`
+	RoleRef   string `json:"roleRef"`
+}
+
+// UserHash is the label value that identifies a user on bindings.
+func UserHash(username string) string {
+	sum := sha256.Sum256([]byte(username))
+	return hex.EncodeToString(sum[:16])
+}
+
+// name is the same for the same invitation, user and grant, every time.
+func name(inv *invitesv1alpha1.Invitation, username string, grant int) string {
+	sum := sha256.Sum256([]byte(string(inv.UID) + "\x00" + username + "\x00" + strconv.Itoa(grant)))
+	return "rolecall-" + hex.EncodeToString(sum[:10])
+}
+
+func selector(inv *invitesv1alpha1.Invitation, username string) client.MatchingLabels {
+	return client.MatchingLabels{InvitationUIDLabel: string(inv.UID), UserLabel: UserHash(username)}
+}
+
+// Holds says whether the user already holds a binding from this invitation.
+func Holds(ctx context.Context, c client.Reader, inv *invitesv1alpha1.Invitation, username string) (bool, error) {
+	var rbs rbacv1.RoleBindingList
+	if err := c.List(ctx, &rbs, selector(inv, username), client.Limit(1)); err != nil {
+		return false, err
+	}
+	if len(rbs.Items) > 0 {
+		return true, nil
+	}
+	var crbs rbacv1.ClusterRoleBindingList
+	if err := c.List(ctx, &crbs, selector(inv, username), client.Limit(1)); err != nil {
+		return false, err
+	}
+	return len(crbs.Items) > 0, nil
+}
+
+// Ensure makes every grant's binding for the user, leaving those that exist, and returns
+// them all.
+func Ensure(ctx context.Context, c client.Client, inv *invitesv1alpha1.Invitation, username string) ([]Made, error) {
+	made := make([]Made, 0, len(inv.Spec.Grants))
+	for i, g := range inv.Spec.Grants {
+		obj, m := desired(inv, username, i, g)
+		if err := createOrConfirm(ctx, c, obj); err != nil {
+			return made, fmt.Errorf("grants[%d]: %w", i, err)
+		}
+		made = append(made, m)
+	}
+	return made, nil
+}
+
+func desired(inv *invitesv1alpha1.Invitation, username string, i int, g invitesv1alpha1.Grant) (client.Object, Made) {
+	meta := metav1.ObjectMeta{
+		Name: name(inv, username, i),
+		Labels: map[string]string{
+			InvitationUIDLabel: string(inv.UID), UserLabel: UserHash(username),
+			"app.kubernetes.io/managed-by": "rolecall",
+		},
+		Annotations: map[string]string{
+			UsernameAnnotation:                username,
+			"invites.rolecall.dev/invitation": inv.Namespace + "/" + inv.Name,
+		},
+	}
+	subjects := []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: username}}
+	roleRef := rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: g.ClusterRole}
+	if g.Role != "" {
+		roleRef.Kind, roleRef.Name = "Role", g.Role
+	}
+	if g.ClusterWide {
+		return &rbacv1.ClusterRoleBinding{ObjectMeta: meta, Subjects: subjects, RoleRef: roleRef},
+			Made{Kind: "ClusterRoleBinding", Name: meta.Name, RoleRef: roleRef.Kind + "/" + roleRef.Name}
+	}
+	meta.Namespace = g.Namespace
+	if meta.Namespace == "" {
+		meta.Namespace = inv.Namespace
+	}
+	return &rbacv1.RoleBinding{ObjectMeta: meta, Subjects: subjects, RoleRef: roleRef},
+		Made{Kind: "RoleBinding", Name: meta.Name, Namespace: meta.Namespace, RoleRef: roleRef.Kind + "/" + roleRef.Name}
+}
+
+// createOrConfirm creates the binding, or confirms that the one already there is the same.
+func createOrConfirm(ctx context.Context, c client.Client, want client.Object) error {
+	err := c.Create(ctx, want)
+	if !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	have := want.DeepCopyObject().(client.Object)
+	if err := c.Get(ctx, client.ObjectKeyFromObject(want), have); err != nil {
+		return err
+	}
+	if !sameGrant(want, have) {
+		return fmt.Errorf("%s %s exists and binds something else", have.GetObjectKind().GroupVersionKind().Kind, have.GetName())
+	}
+	return nil
+}
+
+func sameGrant(want, have client.Object) bool {
+	switch w := want.(type) {
+	case *rbacv1.RoleBinding:
+		h := have.(*rbacv1.RoleBinding)
+		return w.RoleRef == h.RoleRef && equality.Semantic.DeepEqual(w.Subjects, h.Subjects)
+	case *rbacv1.ClusterRoleBinding:
+		h := have.(*rbacv1.ClusterRoleBinding)
+		return w.RoleRef == h.RoleRef && equality.Semantic.DeepEqual(w.Subjects, h.Subjects)
+	}
+	return false
+}

@@ -1,0 +1,155 @@
+package redeem
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	invitesv1alpha1 "github.com/rolecall/rolecall/api/v1alpha1"
+)
+
+// Uses are counted in the Invitation's status, written with its resourceVersion as a
+// precondition: of two writers that read the same version, one fails and reads again, so
+// no two redemptions can take the same use, on one replica or several. Within a replica a
+// lock per invitation keeps the replicas' requests from fighting each other for nothing.
+//
+// A claim also records the user as pending. Only when their bindings exist is the pending
+// entry removed; if binding fails the use is given back. A process that dies in between
+// leaves the pending entry, and the controller completes it: a use is never held by nobody.
+
+// maxRedemptions bounds status.redemptions; uses keeps the full count.
+const maxRedemptions = 100
+
+// claimAttempts bounds retries on conflicting writes; each retry reads the latest version.
+const claimAttempts = 100
+
+type outcome int
+
+const (
+	claimed outcome = iota
+	alreadyRedeemed
+	refused
+)
+
+type keyedLocks struct {
+	mu    sync.Mutex
+	locks map[types.NamespacedName]*sync.Mutex
+}
+
+func (k *keyedLocks) lock(key types.NamespacedName) func() {
+	k.mu.Lock()
+	if k.locks == nil {
+		k.locks = map[types.NamespacedName]*sync.Mutex{}
+	}
+	l, ok := k.locks[key]
+	if !ok {
+		l = &sync.Mutex{}
+		k.locks[key] = l
+	}
+	k.mu.Unlock()
+	l.Lock()
+	return l.Unlock
+}
+
+// claim takes one use of the invitation for the user.
+func (s *Server) claim(ctx context.Context, key types.NamespacedName, user string, now time.Time) (*invitesv1alpha1.Invitation, outcome, *Error, error) {
+	defer s.locks.lock(key)()
+	for range claimAttempts {
+		inv := &invitesv1alpha1.Invitation{}
+		if err := s.Live.Get(ctx, key, inv); err != nil {
+			return nil, refused, nil, err
+		}
+		if inProgressOrRecent(inv, user) {
+			return inv, alreadyRedeemed, nil, nil
+		}
+		if refusal := usable(inv, now); refusal != nil {
+			return inv, refused, refusal, nil
+		}
+		inv.Status.Uses++
+		inv.Status.PendingRedemptions = append(inv.Status.PendingRedemptions,
+			invitesv1alpha1.PendingRedemption{User: user, ClaimedAt: metav1.NewTime(now)})
+		record := invitesv1alpha1.Redemption{User: user, RedeemedAt: metav1.NewTime(now)}
+		inv.Status.Redemptions = append(inv.Status.Redemptions, record)
+		if len(inv.Status.Redemptions) > maxRedemptions {
+			inv.Status.Redemptions = inv.Status.Redemptions[len(inv.Status.Redemptions)-maxRedemptions:]
+		}
+		err := s.Live.Status().Update(ctx, inv)
+		switch {
+		case err == nil:
+			return inv, claimed, nil, nil
+		case apierrors.IsConflict(err):
+			continue
+		case apierrors.IsInvalid(err):
+			// The schema's own guard: uses may never exceed maxUses.
+			return inv, refused, errExhausted, nil
+		default:
+			return nil, refused, nil, err
+		}
+	}
+	return nil, refused, errUnavailable, nil
+}
+
+// inProgressOrRecent says the user has a claim pending or among the recent redemptions.
+func inProgressOrRecent(inv *invitesv1alpha1.Invitation, user string) bool {
+	return slices.ContainsFunc(inv.Status.PendingRedemptions, func(p invitesv1alpha1.PendingRedemption) bool { return p.User == user }) ||
+		slices.ContainsFunc(inv.Status.Redemptions, func(r invitesv1alpha1.Redemption) bool { return r.User == user })
+}
+
+// usable says why the invitation cannot be redeemed now, or nil.
+func usable(inv *invitesv1alpha1.Invitation, now time.Time) *Error {
+	switch {
+	case inv.Spec.Revoked:
+		return errRevoked
+	case inv.Status.Phase == invitesv1alpha1.PhaseDeclined:
+		return errDeclined
+	case meta.IsStatusConditionFalse(inv.Status.Conditions, invitesv1alpha1.InvitationPolicyAllowedCondition):
+		return errPolicyDenied
+	case inv.Status.TokenID == "" || inv.Status.ExpiresAt == nil:
+		return errUnknownToken
+	case !now.Before(inv.Status.ExpiresAt.Time):
+		return errExpired
+	case inv.Status.Uses >= inv.Spec.MaxUses:
+		return errExhausted
+	}
+	return nil
+}
+
+// settle removes the user's pending entry; giving back also returns the use.
+func (s *Server) settle(ctx context.Context, key types.NamespacedName, user string, giveBack bool) error {
+	defer s.locks.lock(key)()
+	return Settle(ctx, s.Live, key, user, giveBack)
+}
+
+// Settle removes a user's pending claim from an invitation, and with giveBack also returns
+// the use and forgets the redemption. The controller uses it for claims a crash left behind.
+func Settle(ctx context.Context, c client.Client, key types.NamespacedName, user string, giveBack bool) error {
+	for range claimAttempts {
+		inv := &invitesv1alpha1.Invitation{}
+		if err := c.Get(ctx, key, inv); err != nil {
+			return client.IgnoreNotFound(err)
+		}
+		i := slices.IndexFunc(inv.Status.PendingRedemptions, func(p invitesv1alpha1.PendingRedemption) bool { return p.User == user })
+		if i < 0 {
+			return nil
+		}
+		inv.Status.PendingRedemptions = slices.Delete(inv.Status.PendingRedemptions, i, i+1)
+		if giveBack {
+			inv.Status.Uses--
+			if j := slices.IndexFunc(inv.Status.Redemptions, func(r invitesv1alpha1.Redemption) bool { return r.User == user }); j >= 0 {
+				inv.Status.Redemptions = slices.Delete(inv.Status.Redemptions, j, j+1)
+			}
+		}
+		err := c.Status().Update(ctx, inv)
+		if !apierrors.IsConflict(err) {
+			return err
+		}
+	}
+	return errUnavailable
+}

@@ -1,0 +1,31 @@
+package redeem
+
+import "net/http"
+
+// Error is a refusal with the HTTP status and the machine-readable code the API promises.
+type Error struct {
+	Status  int    `json:"-"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+func (e *Error) Error() string { return e.Code + ": " + e.Message }
+
+func refuse(status int, code, message string) *Error {
+	return &Error{Status: status, Code: code, Message: message}
+}
+
+var (
+	errMalformed       = refuse(http.StatusBadRequest, "malformed", `the body must be JSON: {"token": "..."}`)
+	errUnauthenticated = refuse(http.StatusUnauthorized, "unauthenticated", "send an ID token or another credential the cluster accepts as Authorization: Bearer <credential>")
+	errUnknownToken    = refuse(http.StatusNotFound, "unknown_token", "no invitation has this token")
+	errRevoked         = refuse(http.StatusGone, "revoked", "the invitation was revoked")
+	errDeclined        = refuse(http.StatusGone, "declined", "the invitation was declined")
+	errExpired         = refuse(http.StatusGone, "expired", "the invitation has expired")
+	errExhausted       = refuse(http.StatusGone, "exhausted", "every use of the invitation has been redeemed")
+	errEmailUnverified = refuse(http.StatusForbidden, "email_unverified", "this invitation is for a specific email address; sign in with an account whose email is verified")
+	errEmailMismatch   = refuse(http.StatusForbidden, "email_mismatch", "this invitation is for another email address")
+	errPolicyDenied    = refuse(http.StatusForbidden, "policy_denied", "the person who invited you may no longer grant these roles; ask them to check with the cluster administrators")
+	errUnavailable     = refuse(http.StatusServiceUnavailable, "unavailable", "the cluster cannot be reached right now; try again in a moment")
+	errInternal        = refuse(http.StatusInternalServerError, "internal", "something went wrong; nothing was granted")
+)

@@ -1,0 +1,172 @@
+package redeem
+
+import (
+	"context"
+	"errors"
+	"net/url"
+	"slices"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	invitesv1alpha1 "github.com/rolecall/rolecall/api/v1alpha1"
+	"github.com/rolecall/rolecall/internal/bindings"
+	"github.com/rolecall/rolecall/internal/identity"
+)
+
+// Result is the body of a successful redemption.
+type Result struct {
+	Invitation     string          `json:"invitation"`
+	Namespace      string          `json:"namespace"`
+	User           string          `json:"user"`
+	Groups         []string        `json:"groups"`
+	Grants         []bindings.Made `json:"grants"`
+	GrantsExpireAt *metav1.Time    `json:"grantsExpireAt,omitempty"`
+	RedirectURL    string          `json:"redirectURL,omitempty"`
+
+	created bool
+	tokenID string
+}
+
+// Redeem gives the user the invitation's grants, or says why not.
+func (s *Server) Redeem(ctx context.Context, submitted string, user identity.User) (Result, *Error) {
+	inv, refusal, err := s.lookup(ctx, submitted)
+	if err != nil {
+		return Result{}, s.failure(err)
+	}
+	if refusal != nil {
+		return Result{}, refusal
+	}
+	result := Result{Invitation: inv.Name, Namespace: inv.Namespace, User: user.Username, Groups: user.Groups, tokenID: inv.Status.TokenID}
+	if refusal := checkEmail(inv, user); refusal != nil {
+		return result, refusal
+	}
+	// The inviter's right is checked again now: policies and RBAC may have changed since
+	// the invitation was admitted.
+	if refusal, err := s.checkPolicy(ctx, inv); refusal != nil || err != nil {
+		return result, orFailure(refusal, err, s)
+	}
+	key := client.ObjectKeyFromObject(inv)
+	held, err := bindings.Holds(ctx, s.Live, inv, user.Username)
+	if err != nil {
+		return result, s.failure(err)
+	}
+	outcome := alreadyRedeemed
+	if !held {
+		var claimRefusal *Error
+		inv, outcome, claimRefusal, err = s.claim(ctx, key, user.Username, s.Clock.Now())
+		if claimRefusal != nil || err != nil {
+			return result, orFailure(claimRefusal, err, s)
+		}
+	}
+	if outcome == claimed && s.AfterClaim != nil {
+		if err := s.AfterClaim(); err != nil {
+			return result, s.failure(err)
+		}
+	}
+	made, err := bindings.Ensure(ctx, s.Live, inv, user.Username)
+	if err != nil {
+		if outcome == claimed {
+			if giveErr := s.settle(ctx, key, user.Username, true); giveErr != nil {
+				s.Log.Error(giveErr, "giving back a use; the controller will settle it", "invitation", key.String())
+			}
+		}
+		return result, s.failure(err)
+	}
+	if outcome == claimed {
+		if err := s.settle(ctx, key, user.Username, false); err != nil {
+			// The bindings exist; the controller clears the pending entry.
+			s.Log.Error(err, "clearing a pending redemption; the controller will settle it", "invitation", key.String())
+		}
+		s.Recorder.Eventf(inv, nil, corev1.EventTypeNormal, "Redeemed", "Redeem", "redeemed by %s", user.Username)
+	}
+	result.Grants, result.created = made, outcome == claimed
+	result.GrantsExpireAt = grantsExpireAt(inv, user.Username)
+	result.RedirectURL = s.allowedRedirect(inv.Spec.RedirectURL)
+	return result, nil
+}
+
+func orFailure(refusal *Error, err error, s *Server) *Error {
+	if refusal != nil {
+		return refusal
+	}
+	return s.failure(err)
+}
+
+// failure turns an error into 503 when the API server could not be reached, else 500.
+func (s *Server) failure(err error) *Error {
+	if apierrors.IsServerTimeout(err) || apierrors.IsTimeout(err) || apierrors.IsServiceUnavailable(err) ||
+		apierrors.IsTooManyRequests(err) || errors.Is(err, context.DeadlineExceeded) || isConnectionError(err) {
+		return errUnavailable
+	}
+	s.Log.Error(err, "redemption failed")
+	return errInternal
+}
+
+func isConnectionError(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "connection refused") || strings.Contains(msg, "connection reset") || strings.Contains(msg, "EOF")
+}
+
+// checkEmail: a private invitation is for one verified address, compared case-insensitively.
+func checkEmail(inv *invitesv1alpha1.Invitation, user identity.User) *Error {
+	if inv.Spec.Email == "" {
+		return nil
+	}
+	if user.Email == "" || !user.EmailVerified {
+		return errEmailUnverified
+	}
+	if !strings.EqualFold(user.Email, inv.Spec.Email) {
+		return errEmailMismatch
+	}
+	return nil
+}
+
+func (s *Server) checkPolicy(ctx context.Context, inv *invitesv1alpha1.Invitation) (*Error, error) {
+	if inv.Spec.Inviter == nil {
+		return errPolicyDenied, nil
+	}
+	decision, err := s.Authorizer.Authorize(ctx, inv, *inv.Spec.Inviter)
+	if err != nil {
+		return nil, err
+	}
+	if !decision.Allowed {
+		s.Recorder.Eventf(inv, nil, corev1.EventTypeWarning, "Denied", "Redeem", "a redemption was refused: %s", decision.Message(*inv.Spec.Inviter))
+		return errPolicyDenied, nil
+	}
+	return nil, nil
+}
+
+func grantsExpireAt(inv *invitesv1alpha1.Invitation, user string) *metav1.Time {
+	if inv.Spec.GrantDuration == nil {
+		return nil
+	}
+	i := slices.IndexFunc(inv.Status.Redemptions, func(r invitesv1alpha1.Redemption) bool { return r.User == user })
+	if i < 0 {
+		return nil
+	}
+	at := metav1.NewTime(inv.Status.Redemptions[i].RedeemedAt.Add(inv.Spec.GrantDuration.Duration))
+	return &at
+}
+
+// allowedRedirect returns the URL only when its origin is on the allowlist: never an
+// open redirect.
+func (s *Server) allowedRedirect(raw string) string {
+	if raw == "" {
+		return ""
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") || u.User != nil {
+		return ""
+	}
+	origin := strings.ToLower(u.Scheme + "://" + u.Host)
+	for _, allowed := range s.AllowedRedirectOrigins {
+		if strings.ToLower(strings.TrimRight(allowed, "/")) == origin {
+			return raw
+		}
+	}
+	return ""
+}

@@ -1,0 +1,129 @@
+// Package redeem is the redemption server: it checks who is redeeming, claims a use of the
+// invitation without ever exceeding maxUses, and binds the promised roles to exactly the
+// username the API server sees for that person.
+package redeem
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/go-logr/logr"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/rolecall/rolecall/internal/identity"
+	"github.com/rolecall/rolecall/internal/policy"
+)
+
+// maxBody bounds a redemption request: a token and some JSON punctuation.
+const maxBody = 4 << 10
+
+// Server serves redemptions. Every replica runs one.
+type Server struct {
+	// Reader finds invitations and token Secrets (the manager's cache, with TokenIndex).
+	Reader client.Reader
+	// Live reads and writes past the cache: claims must see the latest version.
+	Live client.Client
+	// HashKey is this process's key for TokenIndex.
+	HashKey       []byte
+	Authenticator identity.Authenticator
+	Authorizer    *policy.Authorizer
+	Clock         clock.PassiveClock
+	Recorder      events.EventRecorder
+	Log           logr.Logger
+	// AllowedRedirectOrigins are the origins (scheme://host[:port]) redirects may go to.
+	AllowedRedirectOrigins []string
+
+	// AfterClaim, when set, runs between claiming a use and binding: the moment a crash
+	// would hurt most. Fault-injection tests use it; an error stops the redemption there,
+	// as a crash would, leaving the claim for the controller to settle.
+	AfterClaim func() error
+
+	locks keyedLocks
+}
+
+// Handler routes the redemption API and the server's own probes.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /api/v1/redemptions", s.handleRedemption)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
+	return securityHeaders(mux)
+}
+
+// securityHeaders: answers are about one person and one secret; nothing may cache,
+// sniff or frame them.
+func securityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Cache-Control", "no-store")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+		next.ServeHTTP(w, r)
+	})
+}
+
+type request struct {
+	Token string `json:"token"`
+}
+
+func (s *Server) handleRedemption(w http.ResponseWriter, r *http.Request) {
+	start := s.Clock.Now()
+	result, refusal, user, tokenID := s.serve(r)
+	status := http.StatusOK
+	var body any = result
+	switch {
+	case refusal != nil:
+		status, body = refusal.Status, refusal
+	case result.created:
+		status = http.StatusCreated
+	}
+	// The audit line: who, which invitation, what happened. Never the token.
+	s.Log.Info("redemption", "status", status, "code", codeOf(refusal), "user", user,
+		"tokenID", tokenID, "invitation", result.Namespace+"/"+result.Invitation, "duration", s.Clock.Since(start).String())
+	writeJSON(w, status, body)
+}
+
+func codeOf(e *Error) string {
+	if e == nil {
+		return "redeemed"
+	}
+	return e.Code
+}
+
+func writeJSON(w http.ResponseWriter, status int, body any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(body)
+}
+
+// serve parses, authenticates and redeems; it returns either a result or a refusal.
+func (s *Server) serve(r *http.Request) (Result, *Error, string, string) {
+	var req request
+	decoder := json.NewDecoder(http.MaxBytesReader(nil, r.Body, maxBody))
+	decoder.DisallowUnknownFields()
+	if err := decoder.Decode(&req); err != nil || req.Token == "" {
+		return Result{}, errMalformed, "", ""
+	}
+	credential, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok || credential == "" {
+		return Result{}, errUnauthenticated, "", ""
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
+	defer cancel()
+	user, err := s.Authenticator.Authenticate(ctx, credential)
+	if err != nil {
+		if errors.Is(err, identity.ErrUnavailable) {
+			return Result{}, errUnavailable, "", ""
+		}
+		return Result{}, errUnauthenticated, "", ""
+	}
+	result, refusal := s.Redeem(ctx, req.Token, user)
+	return result, refusal, user.Username, result.tokenID
+}
