@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
+
+	invitesv1alpha1 "github.com/rolecall/rolecall/api/v1alpha1"
 )
 
 const devDir = "bin/dev"
@@ -73,7 +75,11 @@ func run() error {
 	if err := applySamples(ctx, cp.client, "config/samples"); err != nil {
 		return err
 	}
-	link, err := waitForSampleLink(ctx, cp.client)
+	link, err := waitForSample(ctx, cp.client, sampleInvitation, invitesv1alpha1.URLSecretKey)
+	if err != nil {
+		return err
+	}
+	code, err := waitForSample(ctx, cp.client, sampleCode, invitesv1alpha1.TokenSecretKey)
 	if err != nil {
 		return err
 	}
@@ -82,7 +88,7 @@ func run() error {
 	}
 	stack.push("env file", func() error { return os.Remove(envFile) })
 
-	printSummary(cp.kubeconfig, assets, redeemURL, link, envFile)
+	printSummary(cp.kubeconfig, assets, redeemURL, link, code, envFile)
 	select {
 	case <-ctx.Done():
 	case err := <-mgr.exited:

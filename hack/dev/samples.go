@@ -24,6 +24,7 @@ import (
 const (
 	sampleNamespace  = "team-a"
 	sampleInvitation = "alice"
+	sampleCode       = "workshop"
 )
 
 // applySamples server-side applies every object in the samples folder, Namespaces first.
@@ -74,12 +75,13 @@ func readObjects(dir string) ([]*unstructured.Unstructured, error) {
 	return objects, nil
 }
 
-// waitForSampleLink waits for the sample invitation to become Active and reads its link.
-func waitForSampleLink(ctx context.Context, c client.Client) (string, error) {
-	var link string
+// waitForSample waits for a sample invitation to become Active and reads one key of its
+// token Secret.
+func waitForSample(ctx context.Context, c client.Client, name, key string) (string, error) {
+	var value string
 	err := wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
 		inv := &invitesv1alpha1.Invitation{}
-		if err := c.Get(ctx, client.ObjectKey{Namespace: sampleNamespace, Name: sampleInvitation}, inv); err != nil {
+		if err := c.Get(ctx, client.ObjectKey{Namespace: sampleNamespace, Name: name}, inv); err != nil {
 			return false, client.IgnoreNotFound(err)
 		}
 		if inv.Status.Phase != invitesv1alpha1.PhaseActive || inv.Status.TokenSecretRef == nil {
@@ -89,13 +91,13 @@ func waitForSampleLink(ctx context.Context, c client.Client) (string, error) {
 		if err := c.Get(ctx, client.ObjectKey{Namespace: sampleNamespace, Name: inv.Status.TokenSecretRef.Name}, secret); err != nil {
 			return false, client.IgnoreNotFound(err)
 		}
-		link = string(secret.Data[invitesv1alpha1.URLSecretKey])
-		return link != "", nil
+		value = string(secret.Data[key])
+		return value != "", nil
 	})
 	if err != nil {
-		return "", fmt.Errorf("waiting for invitation %s/%s to become Active (see bin/dev/manager.log): %w", sampleNamespace, sampleInvitation, err)
+		return "", fmt.Errorf("waiting for invitation %s/%s to become Active (see bin/dev/manager.log): %w", sampleNamespace, name, err)
 	}
-	return link, nil
+	return value, nil
 }
 
 func writeEnvFile(path, kubeconfig, redeemURL string) error {
@@ -103,19 +105,28 @@ func writeEnvFile(path, kubeconfig, redeemURL string) error {
 	return os.WriteFile(path, []byte(content), 0o600)
 }
 
-func printSummary(kubeconfig, assets, redeemURL, link, envFile string) {
+func printSummary(kubeconfig, assets, redeemURL, link, code, envFile string) {
 	fmt.Printf(`
 rolecall is running on a local control plane.
 
   kubeconfig       %s
-  kubectl          export KUBECONFIG=%s PATH=%s:$PATH
+  kubectl          export KUBECONFIG=%s PATH=$PWD/bin:%s:$PATH
   redemption URL   %s
   sample link      %s   (invitation %s/%s)
+  sample code      %s   (invitation %s/%s, 5 uses)
   for scripts      source %s
 
 Try:  kubectl get invitations -A
       kubectl describe invitation -n %s %s
 
+Redeem the code as a service account (any credential the API server accepts works):
+      kubectl create serviceaccount newcomer -n default
+      curl -s -X POST %s/api/v1/redemptions \
+        -H "Authorization: Bearer $(kubectl create token newcomer -n default)" \
+        -d '{"token":"%s"}'
+      kubectl auth can-i list pods -n %s --as system:serviceaccount:default:newcomer
+
 Press Ctrl-C to stop everything.
-`, kubeconfig, kubeconfig, assets, redeemURL, link, sampleNamespace, sampleInvitation, envFile, sampleNamespace, sampleInvitation)
+`, kubeconfig, kubeconfig, assets, redeemURL, link, sampleNamespace, sampleInvitation, code, sampleNamespace, sampleCode,
+		envFile, sampleNamespace, sampleInvitation, redeemURL, code, sampleNamespace)
 }
