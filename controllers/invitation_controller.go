@@ -7,7 +7,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
@@ -82,12 +81,8 @@ func (r *InvitationReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	}
 	updateStatus(inv, r.expiresAfter(inv), now)
 	if err := r.patchStatus(ctx, before, inv); err != nil {
-		if apierrors.IsConflict(err) {
-			// This pass worked from a stale copy and wrote nothing; the newer version's
-			// watch event brings the invitation back with fresh data.
-			logf.FromContext(ctx).V(1).Info("invitation changed during reconcile; waiting for the newer version")
-			return ctrl.Result{}, nil
-		}
+		// A conflict means this pass worked from a stale copy and wrote nothing, not even
+		// the token: it is retried with fresh data.
 		return ctrl.Result{}, err
 	}
 	if err := r.applyToken(ctx, inv, plan); err != nil {

@@ -75,6 +75,11 @@ func issuedSecret(ctx context.Context, inv *invitesv1alpha1.Invitation) *corev1.
 	return secret
 }
 
+// mergePatch changes only what it names, so it never conflicts with the controller's writes.
+func mergePatch(patch string) client.Patch {
+	return client.RawPatch(types.MergePatchType, []byte(patch))
+}
+
 func readyCondition(inv *invitesv1alpha1.Invitation) *metav1.Condition {
 	return meta.FindStatusCondition(inv.Status.Conditions, invitesv1alpha1.InvitationReadyCondition)
 }
@@ -237,14 +242,12 @@ var _ = Describe("Invitation controller", func() {
 			active := eventuallyPhase(ctx, inv, invitesv1alpha1.PhaseActive)
 
 			// What the redemption server does: claim a use in status.
-			active.Status.Uses = 2
-			Expect(k8sClient.Status().Update(ctx, active)).To(Succeed())
+			Expect(k8sClient.Status().Patch(ctx, active, mergePatch(`{"status":{"uses":2}}`))).To(Succeed())
 			exhausted := eventuallyPhase(ctx, inv, invitesv1alpha1.PhaseExhausted)
 			Expect(exhausted.Status.UsesSummary).To(Equal("2/2"))
 			Expect(readyCondition(exhausted).Reason).To(Equal(invitesv1alpha1.InvitationExhaustedReason))
 
-			exhausted.Spec.MaxUses = 3
-			Expect(k8sClient.Update(ctx, exhausted)).To(Succeed())
+			Expect(k8sClient.Patch(ctx, exhausted, mergePatch(`{"spec":{"maxUses":3}}`))).To(Succeed())
 			Expect(eventuallyPhase(ctx, inv, invitesv1alpha1.PhaseActive).Status.UsesSummary).To(Equal("2/3"))
 		})
 	})
@@ -254,13 +257,11 @@ var _ = Describe("Invitation controller", func() {
 			inv := newInvitation(ns, "regret")
 			Expect(k8sClient.Create(ctx, inv)).To(Succeed())
 			active := eventuallyPhase(ctx, inv, invitesv1alpha1.PhaseActive)
-			active.Spec.Revoked = true
-			Expect(k8sClient.Update(ctx, active)).To(Succeed())
+			Expect(k8sClient.Patch(ctx, active, mergePatch(`{"spec":{"revoked":true}}`))).To(Succeed())
 			revoked := eventuallyPhase(ctx, inv, invitesv1alpha1.PhaseRevoked)
 			Expect(readyCondition(revoked).Reason).To(Equal(invitesv1alpha1.InvitationRevokedReason))
 
-			revoked.Spec.Revoked = false
-			Expect(k8sClient.Update(ctx, revoked)).To(MatchError(ContainSubstring("revoked cannot be undone")))
+			Expect(k8sClient.Patch(ctx, revoked, mergePatch(`{"spec":{"revoked":false}}`))).To(MatchError(ContainSubstring("revoked cannot be undone")))
 		})
 
 		It("issues no token when created revoked", func(ctx SpecContext) {
@@ -279,8 +280,7 @@ var _ = Describe("Invitation controller", func() {
 			oldValue := string(issuedSecret(ctx, first).Data[invitesv1alpha1.TokenSecretKey])
 
 			fakeClock.Step(10 * time.Minute)
-			Expect(k8sClient.Patch(ctx, first, client.RawPatch(types.MergePatchType,
-				[]byte(`{"metadata":{"annotations":{"`+invitesv1alpha1.ResendAnnotation+`":"1"}}}`)))).To(Succeed())
+			Expect(k8sClient.Patch(ctx, first, mergePatch(`{"metadata":{"annotations":{"`+invitesv1alpha1.ResendAnnotation+`":"1"}}}`))).To(Succeed())
 
 			Eventually(func(g Gomega) {
 				latest := getInvitation(ctx, g, inv)

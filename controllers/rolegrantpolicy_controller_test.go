@@ -70,9 +70,7 @@ var _ = Describe("RoleGrantPolicy controller", func() {
 		Expect(k8sClient.Create(ctx, rgp)).To(Succeed())
 		Expect(eventuallyPolicyReady(ctx, rgp).Status).To(Equal(metav1.ConditionFalse))
 
-		Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(rgp), rgp)).To(Succeed())
-		rgp.Spec.Rules[0].Expression = "true"
-		Expect(k8sClient.Update(ctx, rgp)).To(Succeed())
+		Expect(k8sClient.Patch(ctx, rgp, mergePatch(`{"spec":{"rules":[{"expression":"true","message":"broken"}]}}`))).To(Succeed())
 		Eventually(func(g Gomega) {
 			g.Expect(eventuallyPolicyReady(ctx, rgp).Status).To(Equal(metav1.ConditionTrue))
 		}).Should(Succeed())
