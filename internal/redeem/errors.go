@@ -26,6 +26,8 @@ var (
 	errEmailUnverified = refuse(http.StatusForbidden, "email_unverified", "this invitation is for a specific email address; sign in with an account whose email is verified")
 	errEmailMismatch   = refuse(http.StatusForbidden, "email_mismatch", "this invitation is for another email address")
 	errPolicyDenied    = refuse(http.StatusForbidden, "policy_denied", "the person who invited you may no longer grant these roles; ask them to check with the cluster administrators")
+	errRateLimited     = refuse(http.StatusTooManyRequests, "rate_limited", "too many failed attempts from this client; try again later")
+	errLocked          = refuse(http.StatusTooManyRequests, "locked", "too many wrong tokens were tried for this invitation; try again later")
 	errUnavailable     = refuse(http.StatusServiceUnavailable, "unavailable", "the cluster cannot be reached right now; try again in a moment")
 	errInternal        = refuse(http.StatusInternalServerError, "internal", "something went wrong; nothing was granted")
 )

@@ -31,8 +31,9 @@ import (
 var admin = &invitesv1alpha1.Inviter{Username: "platform-admin", Groups: []string{"system:masters", "system:authenticated"}}
 
 type answer struct {
-	status int
-	body   map[string]any
+	status     int
+	body       map[string]any
+	retryAfter string
 }
 
 // redeemAt posts a redemption to one replica, as a person with this credential.
@@ -54,7 +55,7 @@ func post(ctx context.Context, r *replica, credential string, body []byte) answe
 	defer func() { _ = resp.Body.Close() }()
 	raw, err := io.ReadAll(resp.Body)
 	Expect(err).NotTo(HaveOccurred())
-	a := answer{status: resp.StatusCode, body: map[string]any{}}
+	a := answer{status: resp.StatusCode, body: map[string]any{}, retryAfter: resp.Header.Get("Retry-After")}
 	Expect(json.Unmarshal(raw, &a.body)).To(Succeed(), string(raw))
 	return a
 }

@@ -7,8 +7,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"math"
 	"net/http"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -18,6 +21,7 @@ import (
 
 	"github.com/rolecall/rolecall/internal/identity"
 	"github.com/rolecall/rolecall/internal/policy"
+	"github.com/rolecall/rolecall/internal/token"
 )
 
 // maxBody bounds a redemption request: a token and some JSON punctuation.
@@ -39,12 +43,28 @@ type Server struct {
 	// AllowedRedirectOrigins are the origins (scheme://host[:port]) redirects may go to.
 	AllowedRedirectOrigins []string
 
+	// Limits bound failed attempts; the zero value means DefaultLimits.
+	Limits Limits
+
 	// AfterClaim, when set, runs between claiming a use and binding: the moment a crash
 	// would hurt most. Fault-injection tests use it; an error stops the redemption there,
 	// as a crash would, leaving the claim for the controller to settle.
 	AfterClaim func() error
 
-	locks keyedLocks
+	locks       keyedLocks
+	limiterOnce sync.Once
+	limiter     *limiter
+}
+
+func (s *Server) limits() *limiter {
+	s.limiterOnce.Do(func() {
+		limits := s.Limits
+		if limits == (Limits{}) {
+			limits = DefaultLimits
+		}
+		s.limiter = newLimiter(limits, s.Clock)
+	})
+	return s.limiter
 }
 
 // Handler routes the redemption API and the server's own probes.
@@ -75,7 +95,18 @@ type request struct {
 
 func (s *Server) handleRedemption(w http.ResponseWriter, r *http.Request) {
 	start := s.Clock.Now()
+	client := clientOf(r)
+	if wait := s.limits().clientBlocked(client); wait > 0 {
+		s.Log.Info("redemption", "status", http.StatusTooManyRequests, "code", errRateLimited.Code, "client", client)
+		retryAfter(w, wait)
+		writeJSON(w, errRateLimited.Status, errRateLimited)
+		return
+	}
 	result, refusal, user, tokenID := s.serve(r)
+	s.countFailure(client, refusal, tokenID)
+	if refusal != nil && refusal.Status == http.StatusTooManyRequests {
+		retryAfter(w, s.limits().idLocked(tokenID))
+	}
 	status := http.StatusOK
 	var body any = result
 	switch {
@@ -88,6 +119,22 @@ func (s *Server) handleRedemption(w http.ResponseWriter, r *http.Request) {
 	s.Log.Info("redemption", "status", status, "code", codeOf(refusal), "user", user,
 		"tokenID", tokenID, "invitation", result.Namespace+"/"+result.Invitation, "duration", s.Clock.Since(start).String())
 	writeJSON(w, status, body)
+}
+
+// countFailure spends the client's failure budget on attempts that look like guessing, and
+// counts a wrong secret against the token ID it named.
+func (s *Server) countFailure(client string, refusal *Error, tokenID string) {
+	switch refusal {
+	case errMalformed, errUnauthenticated:
+		s.limits().clientFailed(client)
+	case errUnknownToken:
+		s.limits().clientFailed(client)
+		s.limits().idFailed(tokenID)
+	}
+}
+
+func retryAfter(w http.ResponseWriter, wait time.Duration) {
+	w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(max(wait, time.Second).Seconds()))))
 }
 
 func codeOf(e *Error) string {
@@ -111,19 +158,24 @@ func (s *Server) serve(r *http.Request) (Result, *Error, string, string) {
 	if err := decoder.Decode(&req); err != nil || req.Token == "" {
 		return Result{}, errMalformed, "", ""
 	}
+	// The token's public ID, if it has one, is what a lockout applies to.
+	parsed, _ := token.Parse(req.Token)
+	if s.limits().idLocked(parsed.ID) > 0 {
+		return Result{}, errLocked, "", parsed.ID
+	}
 	credential, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if !ok || credential == "" {
-		return Result{}, errUnauthenticated, "", ""
+		return Result{}, errUnauthenticated, "", parsed.ID
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 	defer cancel()
 	user, err := s.Authenticator.Authenticate(ctx, credential)
 	if err != nil {
 		if errors.Is(err, identity.ErrUnavailable) {
-			return Result{}, errUnavailable, "", ""
+			return Result{}, errUnavailable, "", parsed.ID
 		}
-		return Result{}, errUnauthenticated, "", ""
+		return Result{}, errUnauthenticated, "", parsed.ID
 	}
 	result, refusal := s.Redeem(ctx, req.Token, user)
-	return result, refusal, user.Username, result.tokenID
+	return result, refusal, user.Username, parsed.ID
 }

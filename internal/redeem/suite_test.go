@@ -10,6 +10,7 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	"golang.org/x/time/rate"
 	clocktesting "k8s.io/utils/clock/testing"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -23,6 +24,8 @@ import (
 )
 
 const publicURL = "https://invite.example.test"
+
+var unlimited = redeem.Limits{FailuresPerClient: rate.Inf, ClientBurst: 1, LockAfter: 1 << 30, LockWindow: time.Minute, LockFor: time.Second}
 
 // Two redemption server replicas, each with its own manager cache and token index key, in
 // front of one real API server; the first manager also runs the controllers.
@@ -100,6 +103,8 @@ var _ = BeforeSuite(func() {
 			Authorizer: manager.NewAuthorizer(mgr, mcfg), Clock: fakeClock,
 			Recorder: mgr.GetEventRecorder("rolecall-redeem"), Log: ctrl.Log.WithName("redeem"),
 			AllowedRedirectOrigins: []string{"https://console.example.com"},
+			// Every test client shares the loopback address; the limits have specs of their own.
+			Limits: unlimited,
 		}
 		replicas = append(replicas, &replica{server: server, http: httptest.NewServer(server.Handler())})
 		go func() {
