@@ -27,7 +27,7 @@ func (r *InvitationReconciler) settlePending(ctx context.Context, inv *invitesv1
 			}
 			continue
 		}
-		if _, err := bindings.Ensure(ctx, r.Live, inv, p.User); err != nil {
+		if _, err := bindings.Ensure(ctx, r.Live, inv, p.User, bindings.ExpiresAt(inv, p.ClaimedAt.Time)); err != nil {
 			return 0, err
 		}
 		r.Recorder.Eventf(inv, nil, "Normal", "Redeemed", "CompleteRedemption",

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"strconv"
+	"time"
 
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -26,6 +27,15 @@ const (
 	UserLabel = "invites.rolecall.dev/user"
 	// UsernameAnnotation is the username itself, for people reading the binding.
 	UsernameAnnotation = "invites.rolecall.dev/username"
+	// InvitationAnnotation is "<namespace>/<name>" of the invitation that made the binding.
+	InvitationAnnotation = "invites.rolecall.dev/invitation"
+	// ExpiresAtAnnotation is when the grant ends (RFC 3339), for invitations with a
+	// grantDuration; the grant expiry controller deletes the binding then.
+	ExpiresAtAnnotation = "invites.rolecall.dev/expires-at"
+	// ManagedByLabel marks every binding rolecall makes; the manager caches only these.
+	ManagedByLabel = "app.kubernetes.io/managed-by"
+	// ManagedByValue is ManagedByLabel's value.
+	ManagedByValue = "rolecall"
 )
 
 // +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=rolebindings;clusterrolebindings,verbs=get;list;watch;create;delete
@@ -71,12 +81,24 @@ func Holds(ctx context.Context, c client.Reader, inv *invitesv1alpha1.Invitation
 	return len(crbs.Items) > 0, nil
 }
 
+// ExpiresAt is when grants made at redeemedAt end, or nil when they do not.
+func ExpiresAt(inv *invitesv1alpha1.Invitation, redeemedAt time.Time) *time.Time {
+	if inv.Spec.GrantDuration == nil {
+		return nil
+	}
+	at := redeemedAt.Add(inv.Spec.GrantDuration.Duration).UTC().Truncate(time.Second)
+	return &at
+}
+
 // Ensure makes every grant's binding for the user, leaving those that exist, and returns
-// them all.
-func Ensure(ctx context.Context, c client.Client, inv *invitesv1alpha1.Invitation, username string) ([]Made, error) {
+// them all. expiresAt, when set, is recorded on each binding for the expiry controller.
+func Ensure(ctx context.Context, c client.Client, inv *invitesv1alpha1.Invitation, username string, expiresAt *time.Time) ([]Made, error) {
 	made := make([]Made, 0, len(inv.Spec.Grants))
 	for i, g := range inv.Spec.Grants {
 		obj, m := desired(inv, username, i, g)
+		if expiresAt != nil {
+			obj.GetAnnotations()[ExpiresAtAnnotation] = expiresAt.Format(time.RFC3339)
+		}
 		if err := createOrConfirm(ctx, c, obj); err != nil {
 			return made, fmt.Errorf("grants[%d]: %w", i, err)
 		}

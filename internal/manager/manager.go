@@ -9,6 +9,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/selection"
@@ -20,6 +21,7 @@ import (
 
 	invitesv1alpha1 "github.com/rolecall/rolecall/api/v1alpha1"
 	"github.com/rolecall/rolecall/controllers"
+	"github.com/rolecall/rolecall/internal/bindings"
 	"github.com/rolecall/rolecall/internal/identity"
 	"github.com/rolecall/rolecall/internal/policy"
 	"github.com/rolecall/rolecall/internal/redeem"
@@ -70,11 +72,15 @@ func TokenSecretSelector() labels.Selector {
 	return labels.NewSelector().Add(*req)
 }
 
-// CacheOptions restricts the Secret informer to TokenSecretSelector.
+// CacheOptions restricts the Secret informer to TokenSecretSelector, and the binding
+// informers to the bindings rolecall made.
 func CacheOptions() cache.Options {
+	managed := labels.SelectorFromSet(labels.Set{bindings.ManagedByLabel: bindings.ManagedByValue})
 	return cache.Options{
 		ByObject: map[client.Object]cache.ByObject{
-			&corev1.Secret{}: {Label: TokenSecretSelector()},
+			&corev1.Secret{}:             {Label: TokenSecretSelector()},
+			&rbacv1.RoleBinding{}:        {Label: managed},
+			&rbacv1.ClusterRoleBinding{}: {Label: managed},
 		},
 	}
 }
@@ -179,5 +185,16 @@ func addControllers(mgr ctrl.Manager, cfg Config, authorizer *policy.Authorizer,
 		return err
 	}
 	policies := &controllers.RoleGrantPolicyReconciler{Client: mgr.GetClient()}
-	return policies.SetupWithManager(mgr)
+	if err := policies.SetupWithManager(mgr); err != nil {
+		return err
+	}
+	for kind, obj := range map[string]client.Object{"RoleBinding": &rbacv1.RoleBinding{}, "ClusterRoleBinding": &rbacv1.ClusterRoleBinding{}} {
+		expiry := &controllers.GrantExpiryReconciler{
+			Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("rolecall"), Clock: cfg.Clock, Object: obj, Kind: kind,
+		}
+		if err := expiry.SetupWithManager(mgr); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -67,7 +68,7 @@ func (s *Server) Redeem(ctx context.Context, submitted string, user identity.Use
 			return result, s.failure(err)
 		}
 	}
-	made, err := bindings.Ensure(ctx, s.Live, inv, user.Username)
+	made, err := bindings.Ensure(ctx, s.Live, inv, user.Username, s.grantsExpireAt(inv, user.Username))
 	if err != nil {
 		if outcome == claimed {
 			if giveErr := s.settle(ctx, key, user.Username, true); giveErr != nil {
@@ -84,7 +85,9 @@ func (s *Server) Redeem(ctx context.Context, submitted string, user identity.Use
 		s.Recorder.Eventf(inv, nil, corev1.EventTypeNormal, "Redeemed", "Redeem", "redeemed by %s", user.Username)
 	}
 	result.Grants, result.created = made, outcome == claimed
-	result.GrantsExpireAt = grantsExpireAt(inv, user.Username)
+	if at := s.grantsExpireAt(inv, user.Username); at != nil {
+		result.GrantsExpireAt = &metav1.Time{Time: *at}
+	}
 	result.RedirectURL = s.allowedRedirect(inv.Spec.RedirectURL)
 	return result, nil
 }
@@ -140,16 +143,14 @@ func (s *Server) checkPolicy(ctx context.Context, inv *invitesv1alpha1.Invitatio
 	return nil, nil
 }
 
-func grantsExpireAt(inv *invitesv1alpha1.Invitation, user string) *metav1.Time {
-	if inv.Spec.GrantDuration == nil {
-		return nil
+// grantsExpireAt counts from the user's redemption (or from now, for a redemption older
+// than the bounded list remembers).
+func (s *Server) grantsExpireAt(inv *invitesv1alpha1.Invitation, user string) *time.Time {
+	redeemedAt := s.Clock.Now()
+	if i := slices.IndexFunc(inv.Status.Redemptions, func(r invitesv1alpha1.Redemption) bool { return r.User == user }); i >= 0 {
+		redeemedAt = inv.Status.Redemptions[i].RedeemedAt.Time
 	}
-	i := slices.IndexFunc(inv.Status.Redemptions, func(r invitesv1alpha1.Redemption) bool { return r.User == user })
-	if i < 0 {
-		return nil
-	}
-	at := metav1.NewTime(inv.Status.Redemptions[i].RedeemedAt.Add(inv.Spec.GrantDuration.Duration))
-	return &at
+	return bindings.ExpiresAt(inv, redeemedAt)
 }
 
 // allowedRedirect returns the URL only when its origin is on the allowlist: never an

@@ -239,6 +239,16 @@ var _ = Describe("Redeeming", func() {
 		Expect(redeemEventually(ctx, replicas[1], erin, tokenOf(ctx, inv)).status).To(Equal(http.StatusCreated))
 	})
 
+	It("records when grants with a grantDuration end, in the answer and on the binding", func(ctx SpecContext) {
+		inv, tok := issue(ctx, ns, func(s *invitesv1alpha1.InvitationSpec) { s.GrantDuration = &metav1.Duration{Duration: 48 * time.Hour} })
+		a := redeemEventually(ctx, replicas[0], person("judy"), tok)
+		Expect(a.status).To(Equal(http.StatusCreated))
+		redeemedAt := latest(ctx, inv).Status.Redemptions[0].RedeemedAt.Time
+		want := redeemedAt.Add(48 * time.Hour).UTC().Format(time.RFC3339)
+		Expect(a.body).To(HaveKeyWithValue("grantsExpireAt", want))
+		Expect(bindingsOf(ctx, inv)[0].Annotations).To(HaveKeyWithValue(bindings.ExpiresAtAnnotation, want))
+	})
+
 	It("offers the redirect only to an allowed origin", func(ctx SpecContext) {
 		_, good := issue(ctx, ns, func(s *invitesv1alpha1.InvitationSpec) { s.RedirectURL = "https://console.example.com/welcome" })
 		_, evil := issue(ctx, ns, func(s *invitesv1alpha1.InvitationSpec) {
