@@ -163,3 +163,60 @@ func sameGrant(want, have client.Object) bool {
 	}
 	return false
 }
+
+// ReplaceOthers removes the user's bindings from other rolecall invitations in the scope of
+// this one (the namespaces its grants land in, and the cluster if it grants cluster-wide):
+// what `upgrade: Replace` promises. It returns how many it removed.
+func ReplaceOthers(ctx context.Context, c client.Client, inv *invitesv1alpha1.Invitation, username string) (int, error) {
+	mine := client.MatchingLabels{UserLabel: UserHash(username), ManagedByLabel: ManagedByValue}
+	removed := 0
+	clusterWide := false
+	namespaces := map[string]bool{}
+	for _, g := range inv.Spec.Grants {
+		switch {
+		case g.ClusterWide:
+			clusterWide = true
+		case g.Namespace != "":
+			namespaces[g.Namespace] = true
+		default:
+			namespaces[inv.Namespace] = true
+		}
+	}
+	for ns := range namespaces {
+		var list rbacv1.RoleBindingList
+		if err := c.List(ctx, &list, mine, client.InNamespace(ns)); err != nil {
+			return removed, err
+		}
+		for i := range list.Items {
+			n, err := removeIfOther(ctx, c, inv, &list.Items[i])
+			if err != nil {
+				return removed, err
+			}
+			removed += n
+		}
+	}
+	if clusterWide {
+		var list rbacv1.ClusterRoleBindingList
+		if err := c.List(ctx, &list, mine); err != nil {
+			return removed, err
+		}
+		for i := range list.Items {
+			n, err := removeIfOther(ctx, c, inv, &list.Items[i])
+			if err != nil {
+				return removed, err
+			}
+			removed += n
+		}
+	}
+	return removed, nil
+}
+
+func removeIfOther(ctx context.Context, c client.Client, inv *invitesv1alpha1.Invitation, binding client.Object) (int, error) {
+	if binding.GetLabels()[InvitationUIDLabel] == string(inv.UID) {
+		return 0, nil
+	}
+	if err := c.Delete(ctx, binding); client.IgnoreNotFound(err) != nil {
+		return 0, err
+	}
+	return 1, nil
+}

@@ -77,6 +77,13 @@ func (s *Server) Redeem(ctx context.Context, submitted string, user identity.Use
 		}
 		return result, s.failure(err)
 	}
+	if outcome == claimed && inv.Spec.Upgrade == invitesv1alpha1.UpgradeReplace {
+		// The new grants exist; only now do the earlier ones go, so the person is never
+		// left with neither.
+		if _, err := bindings.ReplaceOthers(ctx, s.Live, inv, user.Username); err != nil {
+			s.Log.Error(err, "removing earlier grants for upgrade: Replace", "invitation", key.String())
+		}
+	}
 	if outcome == claimed {
 		if err := s.settle(ctx, key, user.Username, false); err != nil {
 			// The bindings exist; the controller clears the pending entry.

@@ -249,6 +249,24 @@ var _ = Describe("Redeeming", func() {
 		Expect(bindingsOf(ctx, inv)[0].Annotations).To(HaveKeyWithValue(bindings.ExpiresAtAnnotation, want))
 	})
 
+	It("with upgrade: Replace, swaps the person's earlier grants in the same scope for the new ones", func(ctx SpecContext) {
+		other := newNamespace(ctx)
+		first, firstTok := issue(ctx, ns, func(s *invitesv1alpha1.InvitationSpec) {
+			s.Grants = []invitesv1alpha1.Grant{{Role: "deployer"}, {Role: "deployer", Namespace: other}}
+		})
+		kim := person("kim-" + ns)
+		Expect(redeemEventually(ctx, replicas[0], kim, firstTok).status).To(Equal(http.StatusCreated))
+		Expect(bindingsOf(ctx, first)).To(HaveLen(2))
+
+		second, secondTok := issue(ctx, ns, func(s *invitesv1alpha1.InvitationSpec) {
+			s.Grants = []invitesv1alpha1.Grant{{Role: "deployer"}}
+			s.Upgrade = invitesv1alpha1.UpgradeReplace
+		})
+		Expect(redeemEventually(ctx, replicas[1], kim, secondTok).status).To(Equal(http.StatusCreated))
+		Expect(bindingsOf(ctx, second)).To(HaveLen(1))
+		Expect(bindingsOf(ctx, first)).To(ConsistOf(HaveField("Namespace", other)), "the grant outside the new scope stays")
+	})
+
 	It("offers the redirect only to an allowed origin", func(ctx SpecContext) {
 		_, good := issue(ctx, ns, func(s *invitesv1alpha1.InvitationSpec) { s.RedirectURL = "https://console.example.com/welcome" })
 		_, evil := issue(ctx, ns, func(s *invitesv1alpha1.InvitationSpec) {
