@@ -13,7 +13,9 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	invitesv1alpha1 "github.com/rolecall/rolecall/api/v1alpha1"
@@ -168,55 +170,52 @@ func sameGrant(want, have client.Object) bool {
 // this one (the namespaces its grants land in, and the cluster if it grants cluster-wide):
 // what `upgrade: Replace` promises. It returns how many it removed.
 func ReplaceOthers(ctx context.Context, c client.Client, inv *invitesv1alpha1.Invitation, username string) (int, error) {
-	mine := client.MatchingLabels{UserLabel: UserHash(username), ManagedByLabel: ManagedByValue}
 	removed := 0
-	clusterWide := false
-	namespaces := map[string]bool{}
-	for _, g := range inv.Spec.Grants {
-		switch {
-		case g.ClusterWide:
-			clusterWide = true
-		case g.Namespace != "":
-			namespaces[g.Namespace] = true
-		default:
-			namespaces[inv.Namespace] = true
-		}
-	}
-	for ns := range namespaces {
-		var list rbacv1.RoleBindingList
-		if err := c.List(ctx, &list, mine, client.InNamespace(ns)); err != nil {
+	for _, scope := range scopes(inv) {
+		err := c.List(ctx, scope.list, scope.namespace, client.MatchingLabels{UserLabel: UserHash(username), ManagedByLabel: ManagedByValue})
+		if err != nil {
 			return removed, err
 		}
-		for i := range list.Items {
-			n, err := removeIfOther(ctx, c, inv, &list.Items[i])
-			if err != nil {
-				return removed, err
+		err = meta.EachListItem(scope.list, func(obj runtime.Object) error {
+			binding := obj.(client.Object)
+			if binding.GetLabels()[InvitationUIDLabel] == string(inv.UID) {
+				return nil
 			}
-			removed += n
-		}
-	}
-	if clusterWide {
-		var list rbacv1.ClusterRoleBindingList
-		if err := c.List(ctx, &list, mine); err != nil {
+			if err := c.Delete(ctx, binding); client.IgnoreNotFound(err) != nil {
+				return err
+			}
+			removed++
+			return nil
+		})
+		if err != nil {
 			return removed, err
-		}
-		for i := range list.Items {
-			n, err := removeIfOther(ctx, c, inv, &list.Items[i])
-			if err != nil {
-				return removed, err
-			}
-			removed += n
 		}
 	}
 	return removed, nil
 }
 
-func removeIfOther(ctx context.Context, c client.Client, inv *invitesv1alpha1.Invitation, binding client.Object) (int, error) {
-	if binding.GetLabels()[InvitationUIDLabel] == string(inv.UID) {
-		return 0, nil
+// scope is one place an invitation grants in: a namespace's RoleBindings, or the
+// cluster's ClusterRoleBindings.
+type scope struct {
+	list      client.ObjectList
+	namespace client.InNamespace
+}
+
+func scopes(inv *invitesv1alpha1.Invitation) []scope {
+	var out []scope
+	seen := map[string]bool{}
+	for _, g := range inv.Spec.Grants {
+		key, s := g.Namespace, scope{list: &rbacv1.RoleBindingList{}, namespace: client.InNamespace(g.Namespace)}
+		switch {
+		case g.ClusterWide:
+			key, s = "", scope{list: &rbacv1.ClusterRoleBindingList{}}
+		case g.Namespace == "":
+			key, s.namespace = inv.Namespace, client.InNamespace(inv.Namespace)
+		}
+		if !seen[key] {
+			seen[key] = true
+			out = append(out, s)
+		}
 	}
-	if err := c.Delete(ctx, binding); client.IgnoreNotFound(err) != nil {
-		return 0, err
-	}
-	return 1, nil
+	return out
 }
