@@ -70,6 +70,8 @@ func setReady(inv *invitesv1alpha1.Invitation) {
 			inv.Status.ExpiresAt.UTC().Format(time.RFC3339), invitesv1alpha1.ResendAnnotation)
 	case invitesv1alpha1.PhaseRevoked:
 		cond.Reason, cond.Message = invitesv1alpha1.InvitationRevokedReason, "spec.revoked is true: no further redemptions"
+	case invitesv1alpha1.PhaseDeclined:
+		cond.Reason, cond.Message = invitesv1alpha1.InvitationDeclinedReason, declinedMessage(inv)
 	case invitesv1alpha1.PhaseDenied:
 		allowed := meta.FindStatusCondition(inv.Status.Conditions, invitesv1alpha1.InvitationPolicyAllowedCondition)
 		cond.Reason, cond.Message = allowed.Reason, allowed.Message
@@ -109,4 +111,11 @@ func (r *InvitationReconciler) recordTransition(before, after *invitesv1alpha1.I
 		eventType = corev1.EventTypeWarning
 	}
 	r.Recorder.Eventf(after, nil, eventType, string(after.Status.Phase), "UpdatePhase", "%s", ready.Message)
+}
+
+func declinedMessage(inv *invitesv1alpha1.Invitation) string {
+	if inv.Status.DeclinedAt == nil {
+		return "the invited person declined: no further redemptions"
+	}
+	return fmt.Sprintf("declined by %s at %s: no further redemptions", inv.Status.DeclinedBy, inv.Status.DeclinedAt.UTC().Format(time.RFC3339))
 }

@@ -23,6 +23,8 @@ const (
 	InvitationExhaustedReason = "Exhausted"
 	// InvitationRevokedReason: spec.revoked is true.
 	InvitationRevokedReason = "Revoked"
+	// InvitationDeclinedReason: the invited person declined; the invitation is closed.
+	InvitationDeclinedReason = "Declined"
 	// InvitationTokenGeneratedReason: rolecall generated a Link or Code token.
 	InvitationTokenGeneratedReason = "Generated"
 	// InvitationTokenRotatedReason: a resend replaced the token.

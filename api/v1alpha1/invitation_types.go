@@ -321,6 +321,15 @@ type InvitationStatus struct {
 	// +kubebuilder:validation:MaxItems=1000
 	PendingRedemptions []PendingRedemption `json:"pendingRedemptions,omitempty"`
 
+	// declinedBy is the username of the invited person who declined the invitation.
+	// +optional
+	// +kubebuilder:validation:MaxLength=512
+	DeclinedBy string `json:"declinedBy,omitempty"`
+
+	// declinedAt is when the invited person declined the invitation.
+	// +optional
+	DeclinedAt *metav1.Time `json:"declinedAt,omitempty"`
+
 	// deliveredAt is when the current token was last delivered.
 	// +optional
 	DeliveredAt *metav1.Time `json:"deliveredAt,omitempty"`

@@ -220,6 +220,10 @@ func (in *InvitationStatus) DeepCopyInto(out *InvitationStatus) {
 			(*in)[i].DeepCopyInto(&(*out)[i])
 		}
 	}
+	if in.DeclinedAt != nil {
+		in, out := &in.DeclinedAt, &out.DeclinedAt
+		*out = (*in).DeepCopy()
+	}
 	if in.DeliveredAt != nil {
 		in, out := &in.DeliveredAt, &out.DeliveredAt
 		*out = (*in).DeepCopy()

@@ -39,6 +39,7 @@ type options struct {
 	authenticationConfig   string
 	oidc                   identity.LegacyOIDC
 	oidcRequiredClaims     []string
+	signIn                 signInOptions
 
 	webhookHost, webhookCertDir    string
 	webhookPort                    int
@@ -76,6 +77,7 @@ func (o *options) bind(fs *flag.FlagSet) {
 		o.oidcRequiredClaims = append(o.oidcRequiredClaims, v)
 		return nil
 	})
+	o.signIn.bind(fs)
 	fs.StringVar(&o.webhookHost, "webhook-host", "", "Address the admission webhook server listens on (default: all).")
 	fs.IntVar(&o.webhookPort, "webhook-port", 9443, "Port of the admission webhook server.")
 	fs.StringVar(&o.webhookCertDir, "webhook-cert-dir", "/tmp/k8s-webhook-server/serving-certs", "Folder holding the webhook server's tls.crt and tls.key.")
@@ -156,13 +158,18 @@ func run(ctx context.Context, opts options) error {
 			return err
 		}
 	}
-	authn, err := authenticator(ctx, mgr, opts)
+	authn, jwtConfig, err := authenticator(ctx, mgr, opts)
+	if err != nil {
+		return err
+	}
+	signIn, err := opts.signIn.build(ctx, mgr, jwtConfig, opts)
 	if err != nil {
 		return err
 	}
 	cfg := manager.Config{
 		PublicURL: opts.publicURL, DefaultExpiresAfter: opts.defaultExpiresAfter, AllowRBACDelegation: opts.allowRBACDelegation,
 		Authenticator: authn, RedeemBindAddress: opts.redeemAddr, AllowedRedirectOrigins: opts.allowedRedirectOrigins,
+		SignIn: signIn,
 	}
 	if err := manager.Setup(ctx, mgr, cfg, manager.Parts{Controllers: true, Webhooks: true, Redemption: true}); err != nil {
 		return fmt.Errorf("registering controllers and webhooks: %w", err)
@@ -199,10 +206,10 @@ func startCertificates(ctx context.Context, mgr ctrl.Manager, opts options) erro
 
 // authenticator accepts ID tokens the way the cluster's kube-apiserver is configured to, and
 // any other credential the API server itself accepts (TokenReview).
-func authenticator(ctx context.Context, mgr ctrl.Manager, opts options) (identity.Authenticator, error) {
+func authenticator(ctx context.Context, mgr ctrl.Manager, opts options) (identity.Authenticator, *apiserver.AuthenticationConfiguration, error) {
 	direct, err := client.New(mgr.GetConfig(), client.Options{Scheme: mgr.GetScheme()})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	chain := identity.Chain{}
 	var jwtConfig *apiserver.AuthenticationConfiguration
@@ -218,16 +225,16 @@ func authenticator(ctx context.Context, mgr ctrl.Manager, opts options) (identit
 		jwtConfig, err = opts.oidc.Configuration()
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if jwtConfig != nil {
 		jwt, err := identity.NewJWT(ctx, jwtConfig)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		chain = append(chain, jwt)
 	}
-	return append(chain, &identity.TokenReview{Client: direct}), nil
+	return append(chain, &identity.TokenReview{Client: direct}), jwtConfig, nil
 }
 
 func durationPtr(d time.Duration) *time.Duration { return &d }

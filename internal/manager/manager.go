@@ -46,6 +46,8 @@ type Config struct {
 	RedeemListener net.Listener
 	// AllowedRedirectOrigins are where redemptions may send people afterwards.
 	AllowedRedirectOrigins []string
+	// SignIn, when set, lets people redeem from the browser.
+	SignIn *redeem.SignIn
 }
 
 // NewScheme knows the built-in kinds and rolecall's.
@@ -152,7 +154,7 @@ func addRedemption(ctx context.Context, mgr ctrl.Manager, cfg Config, authorizer
 		Reader: mgr.GetClient(), Live: live, HashKey: key,
 		Authenticator: cfg.Authenticator, Authorizer: authorizer, Clock: cfg.Clock,
 		Recorder: mgr.GetEventRecorder("rolecall-redeem"), Log: mgr.GetLogger().WithName("redeem"),
-		AllowedRedirectOrigins: cfg.AllowedRedirectOrigins,
+		AllowedRedirectOrigins: cfg.AllowedRedirectOrigins, SignIn: cfg.SignIn,
 	}
 	return mgr.Add(&redeem.Runnable{Server: server, Addr: cfg.RedeemBindAddress, Listener: cfg.RedeemListener})
 }

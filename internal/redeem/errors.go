@@ -21,6 +21,7 @@ var (
 	errUnknownToken    = refuse(http.StatusNotFound, "unknown_token", "no invitation has this token")
 	errRevoked         = refuse(http.StatusGone, "revoked", "the invitation was revoked")
 	errDeclined        = refuse(http.StatusGone, "declined", "the invitation was declined")
+	errNotDeclinable   = refuse(http.StatusBadRequest, "not_declinable", "only an invitation for a specific email address can be declined")
 	errExpired         = refuse(http.StatusGone, "expired", "the invitation has expired")
 	errExhausted       = refuse(http.StatusGone, "exhausted", "every use of the invitation has been redeemed")
 	errEmailUnverified = refuse(http.StatusForbidden, "email_unverified", "this invitation is for a specific email address; sign in with an account whose email is verified")

@@ -43,6 +43,11 @@ type Server struct {
 	// AllowedRedirectOrigins are the origins (scheme://host[:port]) redirects may go to.
 	AllowedRedirectOrigins []string
 
+	// SignIn, when set, lets people redeem from the landing page by signing in with the
+	// cluster's identity provider. Without it the page shows the offer and how to redeem
+	// with kubectl.
+	SignIn *SignIn
+
 	// Limits bound failed attempts; the zero value means DefaultLimits.
 	Limits Limits
 
@@ -67,10 +72,21 @@ func (s *Server) limits() *limiter {
 	return s.limiter
 }
 
-// Handler routes the redemption API and the server's own probes.
+// Handler routes the landing pages, the sign-in, the redemption API and the server's own
+// probes.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /api/v1/redemptions", s.handleRedemption)
+	// Browsers refuse to send cross-origin form posts past this check (Sec-Fetch-Site and
+	// Origin); the CSRF token covers browsers too old to say where a request came from.
+	forms := http.NewCrossOriginProtection()
+	mux.HandleFunc("GET /{$}", s.handleHome)
+	mux.HandleFunc("GET /i", s.handleHome)
+	mux.HandleFunc("GET /i/{token}", s.handleLanding)
+	mux.Handle("POST /i/{token}/accept", forms.Handler(s.handleAction(actionAccept)))
+	mux.Handle("POST /i/{token}/decline", forms.Handler(s.handleAction(actionDecline)))
+	mux.HandleFunc("GET "+CallbackPath, s.handleCallback)
+	mux.HandleFunc("GET /static/style.css", handleStyle)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
 	return securityHeaders(mux)
