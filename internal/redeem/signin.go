@@ -203,11 +203,13 @@ func (s *Server) finishAccept(w http.ResponseWriter, r *http.Request, f flow, us
 
 func (s *Server) finishDecline(w http.ResponseWriter, r *http.Request, f flow, user identity.User) {
 	inv, refusal := s.Decline(r.Context(), f.Token, user)
-	s.Log.Info("decline", "status", statusOf(Result{}, refusal), "code", codeOf(refusal), "user", user.Username, "tokenID", parseID(f.Token))
 	if refusal != nil {
+		s.Log.Info("decline", "status", refusal.Status, "code", refusal.Code, "user", user.Username, "tokenID", parseID(f.Token))
 		s.renderProblem(w, refusal, user.Username)
 		return
 	}
+	s.Log.Info("decline", "status", http.StatusOK, "code", "declined", "user", user.Username, "tokenID", parseID(f.Token),
+		"invitation", inv.Namespace+"/"+inv.Name)
 	s.renderDeclined(w, inv)
 }
 
