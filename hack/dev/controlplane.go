@@ -1,10 +1,13 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
@@ -17,9 +20,9 @@ type controlPlane struct {
 	client     client.Client
 }
 
-// startControlPlane starts etcd and kube-apiserver (RBAC on, ports chosen free), installs
-// the CRDs and writes an admin kubeconfig.
-func startControlPlane(kubeconfigPath string) (*controlPlane, error) {
+// startControlPlane starts etcd and kube-apiserver (RBAC on, ports chosen free, ID tokens
+// accepted as authConfig says), installs the CRDs and writes an admin kubeconfig.
+func startControlPlane(kubeconfigPath, authConfig string) (*controlPlane, error) {
 	// envtest also installs the webhook configurations, pointed at a loopback port with a
 	// CA of its own; the manager serves there with the certificate envtest wrote.
 	env := &envtest.Environment{
@@ -27,6 +30,7 @@ func startControlPlane(kubeconfigPath string) (*controlPlane, error) {
 		ErrorIfCRDPathMissing: true,
 		WebhookInstallOptions: envtest.WebhookInstallOptions{Paths: []string{filepath.Join("config", "webhook")}},
 	}
+	env.ControlPlane.GetAPIServer().Configure().Set("authentication-config", authConfig)
 	if _, err := env.Start(); err != nil {
 		return nil, fmt.Errorf("starting the control plane: %w", err)
 	}
@@ -48,8 +52,15 @@ func startControlPlane(kubeconfigPath string) (*controlPlane, error) {
 	}
 	cp.kubeconfig = abs
 	cp.client, err = client.New(admin.Config(), client.Options{Scheme: manager.NewScheme()})
-	return cp, err
+	if err != nil {
+		return cp, err
+	}
+	// The manager keeps its sign-in key in its own namespace.
+	return cp, cp.client.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: managerNamespace}})
 }
+
+// managerNamespace is the manager's own namespace, as in config/default.
+const managerNamespace = "rolecall-system"
 
 // webhookArgs tell the manager where envtest expects its webhook server.
 func (cp *controlPlane) webhookArgs() []string {

@@ -1,5 +1,6 @@
-// Command dev runs rolecall on a local control plane: etcd, kube-apiserver and
-// kube-controller-manager on loopback, the CRDs, the manager and the samples. It prints
+// Command dev runs rolecall on a local control plane: a development OpenID provider, etcd,
+// kube-apiserver (trusting that provider) and kube-controller-manager on loopback, the
+// CRDs, the manager and the samples. It prints
 // where everything is, writes bin/dev/env for scripts, and stops it all on Ctrl-C.
 package main
 
@@ -42,8 +43,21 @@ func run() error {
 	var stack cleanup
 	defer stack.run()
 
-	step("starting etcd and kube-apiserver")
-	cp, err := startControlPlane(filepath.Join(devDir, "kubeconfig"))
+	ports, err := choosePorts()
+	if err != nil {
+		return err
+	}
+	redeemURL := fmt.Sprintf("http://127.0.0.1:%d", ports.redeem)
+
+	step("starting the development OpenID provider")
+	idp, authConfig, err := startIdentityProvider(ctx, redeemURL)
+	if err != nil {
+		return err
+	}
+	stack.push("OpenID provider", idp.Close)
+
+	step("starting etcd and kube-apiserver (trusting the OpenID provider)")
+	cp, err := startControlPlane(filepath.Join(devDir, "kubeconfig"), authConfig)
 	if err != nil {
 		return err
 	}
@@ -56,13 +70,10 @@ func run() error {
 	}
 	stack.push("kube-controller-manager", kcm.stop)
 
-	ports, err := choosePorts()
-	if err != nil {
-		return err
-	}
-	redeemURL := fmt.Sprintf("http://127.0.0.1:%d", ports.redeem)
 	step("starting the rolecall manager (log: " + filepath.Join(devDir, "manager.log") + ")")
-	mgr, err := startProcess(ctx, "manager", "bin/manager", append(managerArgs(ports, redeemURL), cp.webhookArgs()...), "KUBECONFIG="+cp.kubeconfig)
+	args := append(managerArgs(ports, redeemURL), cp.webhookArgs()...)
+	args = append(args, "--authentication-config="+authConfig)
+	mgr, err := startProcess(ctx, "manager", "bin/manager", args, "KUBECONFIG="+cp.kubeconfig)
 	if err != nil {
 		return err
 	}
@@ -83,12 +94,12 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	if err := writeEnvFile(envFile, cp.kubeconfig, redeemURL); err != nil {
+	if err := writeEnvFile(envFile, cp.kubeconfig, redeemURL, idp.Issuer); err != nil {
 		return err
 	}
 	stack.push("env file", func() error { return os.Remove(envFile) })
 
-	printSummary(cp.kubeconfig, assets, redeemURL, link, code, envFile)
+	printSummary(summary{kubeconfig: cp.kubeconfig, assets: assets, redeemURL: redeemURL, link: link, code: code, envFile: envFile, issuer: idp.Issuer})
 	select {
 	case <-ctx.Done():
 	case err := <-mgr.exited:

@@ -100,21 +100,35 @@ func waitForSample(ctx context.Context, c client.Client, name, key string) (stri
 	return value, nil
 }
 
-func writeEnvFile(path, kubeconfig, redeemURL string) error {
-	content := fmt.Sprintf("KUBECONFIG=%s\nROLECALL_REDEEM_URL=%s\n", kubeconfig, redeemURL)
+func writeEnvFile(path, kubeconfig, redeemURL, issuer string) error {
+	content := fmt.Sprintf("KUBECONFIG=%s\nROLECALL_REDEEM_URL=%s\nROLECALL_IDP_ISSUER=%s\n", kubeconfig, redeemURL, issuer)
 	return os.WriteFile(path, []byte(content), 0o600)
 }
 
-func printSummary(kubeconfig, assets, redeemURL, link, code, envFile string) {
+type summary struct {
+	kubeconfig, assets, redeemURL, link, code, envFile, issuer string
+}
+
+func printSummary(s summary) {
 	fmt.Printf(`
 rolecall is running on a local control plane.
 
   kubeconfig       %s
   kubectl          export KUBECONFIG=%s PATH=$PWD/bin:%s:$PATH
   redemption URL   %s
-  sample link      %s   (invitation %s/%s)
+  OpenID provider  %s   (kube-apiserver and rolecall trust it; users are oidc:<name>)
+  sample link      %s   (invitation %s/%s, for alice@example.com)
   sample code      %s   (invitation %s/%s, 5 uses)
   for scripts      source %s
+
+Accept the sample invitation in a browser:
+      open the sample link, press "Sign in and accept", sign in as alice / alice.
+      Demo users: alice/alice (alice@example.com, verified), bob/bob (email not verified),
+      carol/carol (carol@example.com, verified). The provider's certificate is made for
+      this run: let your browser proceed past the warning for 127.0.0.1.
+      kubectl auth can-i create deployments -n %s --as oidc:alice
+
+Or type the code at %s as any demo user.
 
 Try:  kubectl get invitations -A
       kubectl describe invitation -n %s %s
@@ -127,6 +141,6 @@ Redeem the code as a service account (any credential the API server accepts work
       kubectl auth can-i list pods -n %s --as system:serviceaccount:default:newcomer
 
 Press Ctrl-C to stop everything.
-`, kubeconfig, kubeconfig, assets, redeemURL, link, sampleNamespace, sampleInvitation, code, sampleNamespace, sampleCode,
-		envFile, sampleNamespace, sampleInvitation, redeemURL, code, sampleNamespace)
+`, s.kubeconfig, s.kubeconfig, s.assets, s.redeemURL, s.issuer, s.link, sampleNamespace, sampleInvitation, s.code, sampleNamespace, sampleCode,
+		s.envFile, sampleNamespace, s.redeemURL, sampleNamespace, sampleInvitation, s.redeemURL, s.code, sampleNamespace)
 }

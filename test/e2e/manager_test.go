@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -19,10 +18,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	invitesv1alpha1 "github.com/rolecall/rolecall/api/v1alpha1"
-	"github.com/rolecall/rolecall/internal/manager"
 )
 
 func freePort() int {
@@ -48,7 +45,6 @@ func get(ctx context.Context, url string) (int, string, error) {
 
 var _ = Describe("The manager binary", Ordered, func() {
 	var (
-		env                   *envtest.Environment
 		admin                 client.Client
 		session               *gexec.Session
 		metricsURL, probesURL string
@@ -56,43 +52,11 @@ var _ = Describe("The manager binary", Ordered, func() {
 	)
 
 	BeforeAll(func(ctx SpecContext) {
-		env = &envtest.Environment{
-			CRDDirectoryPaths:     []string{filepath.Join("..", "..", "config", "crd", "bases")},
-			ErrorIfCRDPathMissing: true,
-			WebhookInstallOptions: envtest.WebhookInstallOptions{Paths: []string{filepath.Join("..", "..", "config", "webhook")}},
-		}
-		_, err := env.Start()
-		Expect(err).NotTo(HaveOccurred())
-		DeferCleanup(env.Stop)
-
-		user, err := env.AddUser(envtest.User{Name: "e2e-admin", Groups: []string{"system:masters"}}, nil)
-		Expect(err).NotTo(HaveOccurred())
-		admin, err = client.New(user.Config(), client.Options{Scheme: manager.NewScheme()})
-		Expect(err).NotTo(HaveOccurred())
-		raw, err := user.KubeConfig()
-		Expect(err).NotTo(HaveOccurred())
-		kubeconfig = filepath.Join(GinkgoT().TempDir(), "kubeconfig")
-		Expect(os.WriteFile(kubeconfig, raw, 0o600)).To(Succeed())
-		Expect(admin.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "rolecall-system"}})).To(Succeed())
-
-		metricsPort, probesPort, redeemPort := freePort(), freePort(), freePort()
-		redeemURL = fmt.Sprintf("http://127.0.0.1:%d", redeemPort)
-		metricsURL = fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort)
-		probesURL = fmt.Sprintf("http://127.0.0.1:%d", probesPort)
-		hook := env.WebhookInstallOptions
-		cmd := exec.Command(managerBinary, //nolint:gosec // the binary this suite just built
-			"--kubeconfig="+kubeconfig,
-			"--leader-elect", "--namespace=rolecall-system",
-			"--public-url=https://invite.example.test",
-			fmt.Sprintf("--metrics-bind-address=127.0.0.1:%d", metricsPort),
-			fmt.Sprintf("--redeem-bind-address=127.0.0.1:%d", redeemPort),
-			fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", probesPort),
-			"--webhook-cert-management=external", "--webhook-host="+hook.LocalServingHost,
-			fmt.Sprintf("--webhook-port=%d", hook.LocalServingPort), "--webhook-cert-dir="+hook.LocalServingCertDir,
-		)
-		session, err = gexec.Start(cmd, GinkgoWriter, GinkgoWriter)
-		Expect(err).NotTo(HaveOccurred())
-		DeferCleanup(func() { session.Kill() })
+		c := startCluster(ctx)
+		admin = c.admin
+		kubeconfig = c.writeKubeconfig("")
+		m := c.startManager(kubeconfig, "--leader-elect")
+		session, redeemURL, metricsURL, probesURL = m.session, m.redeemURL, m.metricsURL, m.probesURL
 	})
 
 	It("becomes healthy and ready once its webhook server serves", func(ctx SpecContext) {

@@ -1,0 +1,35 @@
+package main
+
+import (
+	"context"
+	"path/filepath"
+
+	"github.com/rolecall/rolecall/internal/devidp"
+	"github.com/rolecall/rolecall/internal/oidcconfig"
+	"github.com/rolecall/rolecall/internal/redeem"
+)
+
+// devClientID is the OAuth client of the landing page, and the audience kube-apiserver
+// accepts ID tokens for.
+const devClientID = "rolecall"
+
+// startIdentityProvider starts the development OpenID provider with the demo users, and
+// writes the AuthenticationConfiguration that kube-apiserver and the manager both read.
+func startIdentityProvider(ctx context.Context, redeemURL string) (*devidp.Server, string, error) {
+	dir := filepath.Join(devDir, "idp")
+	idp, err := devidp.Start(ctx, devidp.Options{
+		Addr: "127.0.0.1:0", Dir: dir, Users: devidp.DemoUsers(), ShowDemoHint: true,
+		Clients: []devidp.Client{{ID: devClientID, RedirectURIs: []string{redeemURL + redeem.CallbackPath}}},
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	path, err := oidcconfig.Write(dir, oidcconfig.Issuer{
+		URL: idp.Issuer, CAPEM: idp.CAPEM, Audience: devClientID, UsernamePrefix: "oidc:", GroupsPrefix: "oidc:",
+	})
+	if err != nil {
+		_ = idp.Close()
+		return nil, "", err
+	}
+	return idp, path, nil
+}

@@ -1,0 +1,129 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	"github.com/onsi/gomega/gexec"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/rolecall/rolecall/internal/manager"
+)
+
+// cluster is a real control plane with rolecall's CRDs and webhook configurations, an
+// administrator, and the namespace the manager lives in.
+type cluster struct {
+	env        *envtest.Environment
+	admin      client.Client
+	clientset  *kubernetes.Clientset
+	kubeconfig []byte
+}
+
+func startCluster(ctx context.Context) *cluster {
+	GinkgoHelper()
+	env := &envtest.Environment{
+		CRDDirectoryPaths:     []string{filepath.Join("..", "..", "config", "crd", "bases")},
+		ErrorIfCRDPathMissing: true,
+		WebhookInstallOptions: envtest.WebhookInstallOptions{Paths: []string{filepath.Join("..", "..", "config", "webhook")}},
+	}
+	_, err := env.Start()
+	Expect(err).NotTo(HaveOccurred())
+	DeferCleanup(env.Stop)
+
+	user, err := env.AddUser(envtest.User{Name: "e2e-admin", Groups: []string{"system:masters"}}, nil)
+	Expect(err).NotTo(HaveOccurred())
+	c := &cluster{env: env}
+	c.admin, err = client.New(user.Config(), client.Options{Scheme: manager.NewScheme()})
+	Expect(err).NotTo(HaveOccurred())
+	c.clientset, err = kubernetes.NewForConfig(user.Config())
+	Expect(err).NotTo(HaveOccurred())
+	c.kubeconfig, err = user.KubeConfig()
+	Expect(err).NotTo(HaveOccurred())
+	Expect(c.admin.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "rolecall-system"}})).To(Succeed())
+	return c
+}
+
+// writeKubeconfig writes the administrator's kubeconfig, optionally pointed at another
+// address than the API server's own (a proxy that can cut it off).
+func (c *cluster) writeKubeconfig(server string) string {
+	GinkgoHelper()
+	raw := string(c.kubeconfig)
+	if server != "" {
+		raw = strings.ReplaceAll(raw, c.apiServerAddr(), server)
+	}
+	path := filepath.Join(GinkgoT().TempDir(), "kubeconfig")
+	Expect(os.WriteFile(path, []byte(raw), 0o600)).To(Succeed())
+	return path
+}
+
+// managerProcess is the manager binary, running.
+type managerProcess struct {
+	session                         *gexec.Session
+	redeemURL, probesURL, metricsURL string
+	args                            []string
+}
+
+// startManager runs the manager binary against the cluster, on free ports.
+func (c *cluster) startManager(kubeconfig string, extra ...string) *managerProcess {
+	GinkgoHelper()
+	metricsPort, probesPort, redeemPort := freePort(), freePort(), freePort()
+	hook := c.env.WebhookInstallOptions
+	m := &managerProcess{
+		redeemURL:  fmt.Sprintf("http://127.0.0.1:%d", redeemPort),
+		metricsURL: fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort),
+		probesURL:  fmt.Sprintf("http://127.0.0.1:%d", probesPort),
+		args: append([]string{
+			"--kubeconfig=" + kubeconfig,
+			"--namespace=rolecall-system",
+			"--public-url=https://invite.example.test",
+			fmt.Sprintf("--metrics-bind-address=127.0.0.1:%d", metricsPort),
+			fmt.Sprintf("--redeem-bind-address=127.0.0.1:%d", redeemPort),
+			fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", probesPort),
+			"--webhook-cert-management=external", "--webhook-host=" + hook.LocalServingHost,
+			fmt.Sprintf("--webhook-port=%d", hook.LocalServingPort), "--webhook-cert-dir=" + hook.LocalServingCertDir,
+		}, extra...),
+	}
+	m.start()
+	return m
+}
+
+func (m *managerProcess) start() {
+	GinkgoHelper()
+	cmd := exec.Command(managerBinary, m.args...) //nolint:gosec // the binary this suite just built
+	var err error
+	m.session, err = gexec.Start(cmd, GinkgoWriter, GinkgoWriter)
+	Expect(err).NotTo(HaveOccurred())
+	DeferCleanup(func() { m.session.Kill() })
+}
+
+// waitReady waits until the manager's probes and its redemption server answer.
+func (m *managerProcess) waitReady(ctx context.Context) {
+	GinkgoHelper()
+	Eventually(func(g Gomega) {
+		for _, url := range []string{m.probesURL + "/readyz", m.redeemURL + "/readyz"} {
+			code, _, err := get(ctx, url)
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(code).To(Equal(http.StatusOK))
+		}
+	}).Should(Succeed())
+}
+
+// apiServerAddr is the API server's host:port.
+func (c *cluster) apiServerAddr() string {
+	GinkgoHelper()
+	u, err := url.Parse(c.env.Config.Host)
+	Expect(err).NotTo(HaveOccurred())
+	return u.Host
+}
