@@ -70,9 +70,9 @@ func (c *cluster) writeKubeconfig(server string) string {
 
 // managerProcess is the manager binary, running.
 type managerProcess struct {
-	session                         *gexec.Session
+	session                          *gexec.Session
 	redeemURL, probesURL, metricsURL string
-	args                            []string
+	args                             []string
 }
 
 // startManager runs the manager binary against the cluster, on free ports.
