@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"log/slog"
+	"os"
 	"path/filepath"
 
 	"github.com/rolecall/rolecall/internal/devidp"
@@ -17,6 +19,16 @@ const devClientID = "rolecall"
 // writes the AuthenticationConfiguration that kube-apiserver and the manager both read.
 func startIdentityProvider(ctx context.Context, redeemURL string) (*devidp.Server, string, error) {
 	dir := filepath.Join(devDir, "idp")
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, "", err
+	}
+	// The provider's OpenID library logs through the default slog logger: to a file, like
+	// the other processes' logs.
+	logFile, err := os.Create(filepath.Join(devDir, "idp.log"))
+	if err != nil {
+		return nil, "", err
+	}
+	slog.SetDefault(slog.New(slog.NewTextHandler(logFile, nil)))
 	idp, err := devidp.Start(ctx, devidp.Options{
 		Addr: "127.0.0.1:0", Dir: dir, Users: devidp.DemoUsers(), ShowDemoHint: true,
 		Clients: []devidp.Client{{ID: devClientID, RedirectURIs: []string{redeemURL + redeem.CallbackPath}}},

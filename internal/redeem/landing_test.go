@@ -128,7 +128,7 @@ var _ = Describe("The landing page", func() {
 		Entry("exhausted", func(ctx context.Context, inv *invitesv1alpha1.Invitation) {
 			Expect(redeemAt(ctx, replicas[0], person("first-comer"), secretOf(ctx, inv)).status).To(Equal(http.StatusCreated))
 		}, http.StatusGone, "exhausted", "This invitation has been used up"),
-		Entry("expired", func(ctx context.Context, inv *invitesv1alpha1.Invitation) {
+		Entry("expired", func(context.Context, *invitesv1alpha1.Invitation) {
 			fakeClock.Step(2 * time.Hour)
 		}, http.StatusGone, "expired", "This invitation has expired"),
 	)

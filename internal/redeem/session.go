@@ -102,12 +102,16 @@ func equalStrings(a, b string) bool {
 // cookie sets a cookie only this server reads: HttpOnly, Secure on https, and SameSite as
 // asked. The sign-in cookie must be Lax: it comes back on the identity provider's redirect.
 func (s *Server) cookie(w http.ResponseWriter, name, value, path string, maxAge time.Duration, sameSite http.SameSite) {
-	http.SetCookie(w, &http.Cookie{
+	// Secure only on https: development serves plain http on loopback, where a browser
+	// would drop a Secure cookie.
+	http.SetCookie(w, &http.Cookie{ //nolint:gosec // Secure follows the public URL's scheme
 		Name: name, Value: value, Path: path, MaxAge: int(maxAge.Seconds()),
 		HttpOnly: true, Secure: s.SignIn.secure(), SameSite: sameSite,
 	})
 }
 
 func (s *Server) clearCookie(w http.ResponseWriter, name, path string) {
-	http.SetCookie(w, &http.Cookie{Name: name, Value: "", Path: path, MaxAge: -1, HttpOnly: true, Secure: s.SignIn.secure()})
+	http.SetCookie(w, &http.Cookie{ //nolint:gosec // Secure follows the public URL's scheme
+		Name: name, Value: "", Path: path, MaxAge: -1, HttpOnly: true, Secure: s.SignIn.secure(), SameSite: http.SameSiteLaxMode,
+	})
 }

@@ -7,6 +7,7 @@ package browser
 import (
 	"context"
 	"crypto/rand"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -51,6 +52,8 @@ func TestBrowser(t *testing.T) {
 var _ = BeforeSuite(func() {
 	SetDefaultEventuallyTimeout(30 * time.Second)
 	ctrl.SetLogger(zap.New(zap.WriteTo(GinkgoWriter), zap.UseDevMode(true)))
+	// The provider's OpenID library logs through the default slog logger.
+	slog.SetDefault(slog.New(slog.NewTextHandler(GinkgoWriter, nil)))
 	var ctx context.Context
 	ctx, cancel = context.WithCancel(context.Background())
 
@@ -114,7 +117,11 @@ func startManager(ctx context.Context, cfg *rest.Config, configPath string, list
 		Expect(mgr.Start(ctx)).To(Succeed())
 	}()
 	Eventually(func() error {
-		resp, err := http.Get(redeemURL + "/readyz")
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, redeemURL+"/readyz", nil)
+		if err != nil {
+			return err
+		}
+		resp, err := http.DefaultClient.Do(req)
 		if err == nil {
 			_ = resp.Body.Close()
 		}

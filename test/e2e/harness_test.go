@@ -101,7 +101,8 @@ func (c *cluster) startManager(kubeconfig string, extra ...string) *managerProce
 
 func (m *managerProcess) start() {
 	GinkgoHelper()
-	cmd := exec.Command(managerBinary, m.args...) //nolint:gosec // the binary this suite just built
+	// Not tied to a context: specs stop it themselves, with the signal they choose.
+	cmd := exec.Command(managerBinary, m.args...) //nolint:gosec,noctx // the binary this suite just built
 	var err error
 	m.session, err = gexec.Start(cmd, GinkgoWriter, GinkgoWriter)
 	Expect(err).NotTo(HaveOccurred())

@@ -49,7 +49,7 @@ func (c *cutoff) accept(l net.Listener) {
 }
 
 func (c *cutoff) forward(in net.Conn) {
-	out, err := net.Dial("tcp", c.target)
+	out, err := (&net.Dialer{}).DialContext(context.Background(), "tcp", c.target)
 	if err != nil {
 		_ = in.Close()
 		return
