@@ -23,7 +23,7 @@ func updateStatus(inv *invitesv1alpha1.Invitation, expiresAfter time.Duration, n
 	inv.Status.Phase = derivePhase(inv, now)
 	setReady(inv)
 	inv.Status.GrantSummary = grantSummary(inv.Spec.Grants)
-	inv.Status.UsesSummary = fmt.Sprintf("%d/%d", inv.Status.Uses, inv.Spec.MaxUses)
+	inv.Status.UsesSummary = inv.SummarizeUses()
 	inv.Status.ObservedGeneration = inv.Generation
 }
 

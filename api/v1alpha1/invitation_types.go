@@ -1,6 +1,8 @@
 package v1alpha1
 
 import (
+	"strconv"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -385,4 +387,10 @@ type InvitationList struct {
 	metav1.TypeMeta `json:",inline"`
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []Invitation `json:"items"`
+}
+
+// SummarizeUses is status.usesSummary for the current counts. Whoever changes status.uses
+// writes it too, so that no second write is needed to bring it up to date.
+func (in *Invitation) SummarizeUses() string {
+	return strconv.Itoa(int(in.Status.Uses)) + "/" + strconv.Itoa(int(in.Spec.MaxUses))
 }

@@ -63,24 +63,29 @@ func name(inv *invitesv1alpha1.Invitation, username string, grant int) string {
 	return "rolecall-" + hex.EncodeToString(sum[:10])
 }
 
-func selector(inv *invitesv1alpha1.Invitation, username string) client.MatchingLabels {
-	return client.MatchingLabels{InvitationUIDLabel: string(inv.UID), UserLabel: UserHash(username)}
+// Holds says whether the user already holds the invitation's bindings. Bindings have
+// deterministic names, so this is one read by name (of the first grant's binding, made
+// first), which a cache can answer: a binding made a moment ago and not yet seen belongs to
+// a redemption the invitation's status already records.
+func Holds(ctx context.Context, c client.Reader, inv *invitesv1alpha1.Invitation, username string) (bool, error) {
+	obj, _ := desired(inv, username, 0, inv.Spec.Grants[0])
+	err := c.Get(ctx, client.ObjectKeyFromObject(obj), obj)
+	if apierrors.IsNotFound(err) {
+		return false, nil
+	}
+	return err == nil, err
 }
 
-// Holds says whether the user already holds a binding from this invitation.
-func Holds(ctx context.Context, c client.Reader, inv *invitesv1alpha1.Invitation, username string) (bool, error) {
-	var rbs rbacv1.RoleBindingList
-	if err := c.List(ctx, &rbs, selector(inv, username), client.Limit(1)); err != nil {
-		return false, err
+// Remove deletes the user's bindings from this invitation, for a redemption that could
+// not make all of them: a use that is given back leaves no grant behind.
+func Remove(ctx context.Context, c client.Client, inv *invitesv1alpha1.Invitation, username string) error {
+	for i, g := range inv.Spec.Grants {
+		obj, _ := desired(inv, username, i, g)
+		if err := c.Delete(ctx, obj); client.IgnoreNotFound(err) != nil {
+			return fmt.Errorf("grants[%d]: %w", i, err)
+		}
 	}
-	if len(rbs.Items) > 0 {
-		return true, nil
-	}
-	var crbs rbacv1.ClusterRoleBindingList
-	if err := c.List(ctx, &crbs, selector(inv, username), client.Limit(1)); err != nil {
-		return false, err
-	}
-	return len(crbs.Items) > 0, nil
+	return nil
 }
 
 // ExpiresAt is when grants made at redeemedAt end, or nil when they do not.

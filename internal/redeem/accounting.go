@@ -58,13 +58,18 @@ func (k *keyedLocks) lock(key types.NamespacedName) func() {
 	return l.Unlock
 }
 
-// claim takes one use of the invitation for the user.
-func (s *Server) claim(ctx context.Context, key types.NamespacedName, user string, now time.Time) (*invitesv1alpha1.Invitation, outcome, *Error, error) {
+// claim takes one use of the invitation for the user. The first attempt writes on top of
+// the version at hand (from the cache); a conflict means it was stale, and every further
+// attempt reads the latest version first.
+func (s *Server) claim(ctx context.Context, known *invitesv1alpha1.Invitation, user string, now time.Time) (*invitesv1alpha1.Invitation, outcome, *Error, error) {
+	key := client.ObjectKeyFromObject(known)
 	defer s.locks.lock(key)()
-	for range claimAttempts {
-		inv := &invitesv1alpha1.Invitation{}
-		if err := s.Live.Get(ctx, key, inv); err != nil {
-			return nil, refused, nil, err
+	for attempt := range claimAttempts {
+		inv := known.DeepCopy()
+		if attempt > 0 {
+			if err := s.Live.Get(ctx, key, inv); err != nil {
+				return nil, refused, nil, err
+			}
 		}
 		if inProgressOrRecent(inv, user) {
 			return inv, alreadyRedeemed, nil, nil
@@ -73,6 +78,7 @@ func (s *Server) claim(ctx context.Context, key types.NamespacedName, user strin
 			return inv, refused, refusal, nil
 		}
 		inv.Status.Uses++
+		inv.Status.UsesSummary = inv.SummarizeUses()
 		inv.Status.PendingRedemptions = append(inv.Status.PendingRedemptions,
 			invitesv1alpha1.PendingRedemption{User: user, ClaimedAt: metav1.NewTime(now)})
 		record := invitesv1alpha1.Redemption{User: user, RedeemedAt: metav1.NewTime(now)}
@@ -121,18 +127,26 @@ func usable(inv *invitesv1alpha1.Invitation, now time.Time) *Error {
 	return nil
 }
 
-// settle removes the user's pending entry; giving back also returns the use.
-func (s *Server) settle(ctx context.Context, key types.NamespacedName, user string, giveBack bool) error {
+// settle removes the user's pending entry; giving back also returns the use. It starts
+// from the version its own claim wrote, which is usually still the latest.
+func (s *Server) settle(ctx context.Context, claimed *invitesv1alpha1.Invitation, user string, giveBack bool) error {
+	key := client.ObjectKeyFromObject(claimed)
 	defer s.locks.lock(key)()
-	return Settle(ctx, s.Live, key, user, giveBack)
+	return settleFrom(ctx, s.Live, key, claimed, user, giveBack)
 }
 
 // Settle removes a user's pending claim from an invitation, and with giveBack also returns
 // the use and forgets the redemption. The controller uses it for claims a crash left behind.
 func Settle(ctx context.Context, c client.Client, key types.NamespacedName, user string, giveBack bool) error {
-	for range claimAttempts {
+	return settleFrom(ctx, c, key, nil, user, giveBack)
+}
+
+func settleFrom(ctx context.Context, c client.Client, key types.NamespacedName, known *invitesv1alpha1.Invitation, user string, giveBack bool) error {
+	for attempt := range claimAttempts {
 		inv := &invitesv1alpha1.Invitation{}
-		if err := c.Get(ctx, key, inv); err != nil {
+		if known != nil && attempt == 0 {
+			inv = known.DeepCopy()
+		} else if err := c.Get(ctx, key, inv); err != nil {
 			return client.IgnoreNotFound(err)
 		}
 		i := slices.IndexFunc(inv.Status.PendingRedemptions, func(p invitesv1alpha1.PendingRedemption) bool { return p.User == user })
@@ -142,6 +156,7 @@ func Settle(ctx context.Context, c client.Client, key types.NamespacedName, user
 		inv.Status.PendingRedemptions = slices.Delete(inv.Status.PendingRedemptions, i, i+1)
 		if giveBack {
 			inv.Status.Uses--
+			inv.Status.UsesSummary = inv.SummarizeUses()
 			if j := slices.IndexFunc(inv.Status.Redemptions, func(r invitesv1alpha1.Redemption) bool { return r.User == user }); j >= 0 {
 				inv.Status.Redemptions = slices.Delete(inv.Status.Redemptions, j, j+1)
 			}

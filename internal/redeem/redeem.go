@@ -51,14 +51,14 @@ func (s *Server) Redeem(ctx context.Context, submitted string, user identity.Use
 		return result, orFailure(refusal, err, s)
 	}
 	key := client.ObjectKeyFromObject(inv)
-	held, err := bindings.Holds(ctx, s.Live, inv, user.Username)
+	held, err := bindings.Holds(ctx, s.Reader, inv, user.Username)
 	if err != nil {
 		return result, s.failure(err)
 	}
 	outcome := alreadyRedeemed
 	if !held {
 		var claimRefusal *Error
-		inv, outcome, claimRefusal, err = s.claim(ctx, key, user.Username, s.Clock.Now())
+		inv, outcome, claimRefusal, err = s.claim(ctx, inv, user.Username, s.Clock.Now())
 		if claimRefusal != nil || err != nil {
 			return result, orFailure(claimRefusal, err, s)
 		}
@@ -71,7 +71,10 @@ func (s *Server) Redeem(ctx context.Context, submitted string, user identity.Use
 	made, err := bindings.Ensure(ctx, s.Live, inv, user.Username, s.grantsExpireAt(inv, user.Username))
 	if err != nil {
 		if outcome == claimed {
-			if giveErr := s.settle(ctx, key, user.Username, true); giveErr != nil {
+			if removeErr := bindings.Remove(ctx, s.Live, inv, user.Username); removeErr != nil {
+				s.Log.Error(removeErr, "removing the bindings of a failed redemption", "invitation", key.String())
+			}
+			if giveErr := s.settle(ctx, inv, user.Username, true); giveErr != nil {
 				s.Log.Error(giveErr, "giving back a use; the controller will settle it", "invitation", key.String())
 			}
 		}
@@ -85,7 +88,7 @@ func (s *Server) Redeem(ctx context.Context, submitted string, user identity.Use
 		}
 	}
 	if outcome == claimed {
-		if err := s.settle(ctx, key, user.Username, false); err != nil {
+		if err := s.settle(ctx, inv, user.Username, false); err != nil {
 			// The bindings exist; the controller clears the pending entry.
 			s.Log.Error(err, "clearing a pending redemption; the controller will settle it", "invitation", key.String())
 		}

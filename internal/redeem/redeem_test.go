@@ -347,6 +347,19 @@ var _ = Describe("Redeeming under load and faults", func() {
 		}
 	})
 
+	It("gives the use back, and leaves no grant behind, when a later grant cannot be bound", func(ctx SpecContext) {
+		inv, tok := issue(ctx, ns, func(s *invitesv1alpha1.InvitationSpec) {
+			s.Grants = []invitesv1alpha1.Grant{{Role: "deployer"}, {ClusterRole: "view", Namespace: "no-such-namespace"}}
+		})
+		judy := person("judy")
+		Eventually(func() int { return redeemAt(ctx, replicas[0], judy, tok).status }).Should(Equal(http.StatusInternalServerError))
+		after := latest(ctx, inv)
+		Expect(after.Status.Uses).To(BeZero())
+		Expect(after.Status.UsesSummary).To(Equal("0/1"))
+		Expect(after.Status.PendingRedemptions).To(BeEmpty())
+		Expect(bindingsOf(ctx, inv)).To(BeEmpty(), "the first grant's binding was removed with the use")
+	})
+
 	It("settles a use claimed by a server that died before binding: the books balance", func(ctx SpecContext) {
 		inv, tok := issue(ctx, ns, func(s *invitesv1alpha1.InvitationSpec) { s.MaxUses = 3 })
 		healthy := replicas[0].server

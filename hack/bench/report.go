@@ -1,0 +1,108 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"time"
+)
+
+// report is everything one run measured.
+type report struct {
+	Started, Finished time.Time
+	Options           options
+	Raw               rawResult
+	Redemption        []redemptionResult
+	Issuance          []issuanceResult
+	Expiry            expiryResult
+}
+
+func (r *report) write(path string) error {
+	var b strings.Builder
+	w := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
+	w("# Benchmarks")
+	w("")
+	w("Written by `make bench` (`go run ./hack/bench`) on %s; the run took %v.", r.Started.UTC().Format("2006-01-02 15:04 MST"), r.Finished.Sub(r.Started).Round(time.Second))
+	w("Every figure is measured against the same kube-apiserver and etcd (envtest, v1.37.2, etcd v3.6.6) in the same run, so the ratios hold on other machines even where the absolute numbers do not.")
+	w("")
+	w("Machine: %s", machine())
+	w("")
+	w("## The ceiling: raw API server writes")
+	w("")
+	w("Creates are ConfigMaps; status updates are Invitation status writes under a resourceVersion precondition (what a redemption's claim is), each client on its own object. %d writes per cell.", r.Options.writes)
+	w("")
+	w("| Concurrency | Creates/s | p50 | p99 | Status updates/s | p50 | p99 |")
+	w("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+	for i, c := range r.Raw.Creates {
+		s := r.Raw.StatusUpdates[i]
+		w("| %d | %.0f | %v | %v | %.0f | %v | %v |", c.Concurrency, c.rate(), ms(c.P50), ms(c.P99), s.rate(), ms(s.P50), ms(s.P99))
+	}
+	r.writeRedemptions(w)
+	r.writeIssuance(w)
+	w("")
+	w("Raw figures are in the tables; the console output of the run has them too.")
+	return os.WriteFile(path, []byte(b.String()), 0o644) //nolint:gosec // a document for the repository
+}
+
+func (r *report) writeRedemptions(w func(string, ...any)) {
+	w("")
+	w("## Redemptions")
+	w("")
+	w("%d redemptions per cell, each by a new person, through the JSON API on loopback. Identity is not measured here (a credential is checked locally for an ID token, or with one TokenReview, a read). Writes per redemption are the API server's own count of writes during the cell (claim, binding, settle, and the controller's status refresh), divided by the redemptions. The ceiling is the raw status-update rate at the same concurrency divided by the writes a redemption needs. Target: at least 0.8 of the ceiling; p99 under 50 ms at concurrency 8.", r.Options.redemptions)
+	w("")
+	w("| Scenario | Replicas | Concurrency | Redemptions/s | p50 | p95 | p99 | Writes/redemption | Ceiling/s | Ratio |")
+	w("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+	for _, x := range r.Redemption {
+		ceiling := r.Raw.statusRate(x.Concurrency) / x.WritesPerRedemption
+		w("| %s | %d | %d | %.0f | %v | %v | %v | %.2f | %.0f | %.2f |", x.Scenario, x.Replicas, x.Concurrency, x.rate(), ms(x.P50), ms(x.P95), ms(x.P99), x.WritesPerRedemption, ceiling, x.rate()/ceiling)
+	}
+}
+
+func (r *report) writeIssuance(w func(string, ...any)) {
+	if len(r.Issuance) == 0 {
+		return
+	}
+	w("")
+	w("## Issuance and memory (the manager binary)")
+	w("")
+	w("Invitations applied through the admission webhook at the highest concurrency, timed until every one is Active (token Secret written, status set). The raw equivalent is the time the API server needs for the same number of writes (its own count during the step) at its raw create rate. Target: issuance at least 0.8 of raw; manager RSS under 150 MiB at 10k invitations.")
+	w("")
+	w("| Invitations (total) | Added | Time to all Active | Writes | Raw equivalent | Ratio | Manager RSS | Go heap in use |")
+	w("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+	for _, x := range r.Issuance {
+		w("| %d | %d | %v | %.0f | %v | %.2f | %.0f MiB | %.0f MiB |", x.Total, x.Added, x.Elapsed.Round(time.Millisecond), x.Writes, x.RawEquivalent.Round(time.Millisecond),
+			x.RawEquivalent.Seconds()/x.Elapsed.Seconds(), x.RSSBytes/(1<<20), x.Heap/(1<<20))
+	}
+	w("")
+	w("## Expiry lag")
+	w("")
+	w("%d invitations issued together with `expiresAfter: 30s`; lag is when the phase was seen Expired minus `status.expiresAt`. Target: p99 under 1 s.", r.Expiry.Count)
+	w("")
+	w("| Invitations | p50 | p99 | max |")
+	w("| ---: | ---: | ---: | ---: |")
+	w("| %d | %v | %v | %v |", r.Expiry.Count, ms(r.Expiry.P50), ms(r.Expiry.P99), ms(r.Expiry.Max))
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000) }
+
+func machine() string {
+	cpu := "unknown CPU"
+	if raw, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(raw), "\n") {
+			if name, ok := strings.CutPrefix(line, "model name\t: "); ok {
+				cpu = name
+				break
+			}
+		}
+	}
+	mem := ""
+	if out, err := exec.CommandContext(context.Background(), "free", "-g").Output(); err == nil {
+		if fields := strings.Fields(strings.Split(string(out), "\n")[1]); len(fields) > 1 {
+			mem = fields[1] + " GiB memory, "
+		}
+	}
+	return fmt.Sprintf("%d cores (%s), %s%s %s/%s", runtime.NumCPU(), cpu, mem, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}
