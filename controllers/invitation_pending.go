@@ -13,13 +13,21 @@ import (
 // claim in well under a second.
 const pendingGrace = 30 * time.Second
 
-// settlePending completes redemptions a crash left between claiming a use and binding: the
-// person was counted, so they get their grants, and the pending entry goes. It returns how
-// long until the next entry is due, or zero.
+// settlePending clears the pending entries of redemptions whose bindings exist (the
+// redemption server answers as soon as they do, and leaves this write to the controller),
+// and completes those a crash left between claiming a use and binding: the person was
+// counted, so they get their grants. It returns how long until the next entry is due, or zero.
 func (r *InvitationReconciler) settlePending(ctx context.Context, inv *invitesv1alpha1.Invitation, now time.Time) (time.Duration, error) {
 	var next time.Duration
 	kept := inv.Status.PendingRedemptions[:0:0]
 	for _, p := range inv.Status.PendingRedemptions {
+		held, err := bindings.Holds(ctx, r.Client, inv, p.User)
+		if err != nil {
+			return 0, err
+		}
+		if held {
+			continue
+		}
 		if due := p.ClaimedAt.Add(pendingGrace).Sub(now); due > 0 {
 			kept = append(kept, p)
 			if next == 0 || due < next {

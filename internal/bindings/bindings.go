@@ -63,17 +63,23 @@ func name(inv *invitesv1alpha1.Invitation, username string, grant int) string {
 	return "rolecall-" + hex.EncodeToString(sum[:10])
 }
 
-// Holds says whether the user already holds the invitation's bindings. Bindings have
-// deterministic names, so this is one read by name (of the first grant's binding, made
-// first), which a cache can answer: a binding made a moment ago and not yet seen belongs to
-// a redemption the invitation's status already records.
+// Holds says whether the user holds every binding of the invitation. Bindings have
+// deterministic names, so this is a read by name per grant, which a cache can answer: a
+// binding made a moment ago and not yet seen belongs to a redemption the invitation's
+// status already records. Some but not all means a redemption is still being made, or
+// failed and is being undone: not held.
 func Holds(ctx context.Context, c client.Reader, inv *invitesv1alpha1.Invitation, username string) (bool, error) {
-	obj, _ := desired(inv, username, 0, inv.Spec.Grants[0])
-	err := c.Get(ctx, client.ObjectKeyFromObject(obj), obj)
-	if apierrors.IsNotFound(err) {
-		return false, nil
+	for i, g := range inv.Spec.Grants {
+		obj, _ := desired(inv, username, i, g)
+		err := c.Get(ctx, client.ObjectKeyFromObject(obj), obj)
+		if apierrors.IsNotFound(err) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
 	}
-	return err == nil, err
+	return true, nil
 }
 
 // Remove deletes the user's bindings from this invitation, for a redemption that could

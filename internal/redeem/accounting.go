@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	invitesv1alpha1 "github.com/rolecall/rolecall/api/v1alpha1"
+	"github.com/rolecall/rolecall/internal/bindings"
 )
 
 // Uses are counted in the Invitation's status, written with its resourceVersion as a
@@ -20,9 +21,10 @@ import (
 // no two redemptions can take the same use, on one replica or several. Within a replica a
 // lock per invitation keeps the replicas' requests from fighting each other for nothing.
 //
-// A claim also records the user as pending. Only when their bindings exist is the pending
-// entry removed; if binding fails the use is given back. A process that dies in between
-// leaves the pending entry, and the controller completes it: a use is never held by nobody.
+// A claim also records the user as pending. Once their bindings exist the entry is done,
+// and the controller (or the next claim) removes it; if binding fails the use is given
+// back. A process that dies in between leaves the pending entry without bindings, and the
+// controller completes it after a grace period: a use is never held by nobody.
 
 // maxRedemptions bounds status.redemptions; uses keeps the full count.
 const maxRedemptions = 100
@@ -79,7 +81,7 @@ func (s *Server) claim(ctx context.Context, known *invitesv1alpha1.Invitation, u
 		}
 		inv.Status.Uses++
 		inv.Status.UsesSummary = inv.SummarizeUses()
-		inv.Status.PendingRedemptions = append(inv.Status.PendingRedemptions,
+		inv.Status.PendingRedemptions = append(s.unsettled(ctx, inv),
 			invitesv1alpha1.PendingRedemption{User: user, ClaimedAt: metav1.NewTime(now)})
 		record := invitesv1alpha1.Redemption{User: user, RedeemedAt: metav1.NewTime(now)}
 		inv.Status.Redemptions = append(inv.Status.Redemptions, record)
@@ -100,6 +102,18 @@ func (s *Server) claim(ctx context.Context, known *invitesv1alpha1.Invitation, u
 		}
 	}
 	return nil, refused, errUnavailable, nil
+}
+
+// unsettled drops the pending entries whose bindings exist: those redemptions finished.
+// The cache answers; an entry it cannot confirm yet stays for the controller.
+func (s *Server) unsettled(ctx context.Context, inv *invitesv1alpha1.Invitation) []invitesv1alpha1.PendingRedemption {
+	kept := inv.Status.PendingRedemptions[:0:0]
+	for _, p := range inv.Status.PendingRedemptions {
+		if held, err := bindings.Holds(ctx, s.Reader, inv, p.User); err != nil || !held {
+			kept = append(kept, p)
+		}
+	}
+	return kept
 }
 
 // inProgressOrRecent says the user has a claim pending or among the recent redemptions.
@@ -127,12 +141,12 @@ func usable(inv *invitesv1alpha1.Invitation, now time.Time) *Error {
 	return nil
 }
 
-// settle removes the user's pending entry; giving back also returns the use. It starts
+// giveBack returns the use a failed redemption claimed, with its pending entry. It starts
 // from the version its own claim wrote, which is usually still the latest.
-func (s *Server) settle(ctx context.Context, claimed *invitesv1alpha1.Invitation, user string, giveBack bool) error {
+func (s *Server) giveBack(ctx context.Context, claimed *invitesv1alpha1.Invitation, user string) error {
 	key := client.ObjectKeyFromObject(claimed)
 	defer s.locks.lock(key)()
-	return settleFrom(ctx, s.Live, key, claimed, user, giveBack)
+	return settleFrom(ctx, s.Live, key, claimed, user, true)
 }
 
 // Settle removes a user's pending claim from an invitation, and with giveBack also returns

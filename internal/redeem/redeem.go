@@ -74,7 +74,7 @@ func (s *Server) Redeem(ctx context.Context, submitted string, user identity.Use
 			if removeErr := bindings.Remove(ctx, s.Live, inv, user.Username); removeErr != nil {
 				s.Log.Error(removeErr, "removing the bindings of a failed redemption", "invitation", key.String())
 			}
-			if giveErr := s.settle(ctx, inv, user.Username, true); giveErr != nil {
+			if giveErr := s.giveBack(ctx, inv, user.Username); giveErr != nil {
 				s.Log.Error(giveErr, "giving back a use; the controller will settle it", "invitation", key.String())
 			}
 		}
@@ -88,10 +88,8 @@ func (s *Server) Redeem(ctx context.Context, submitted string, user identity.Use
 		}
 	}
 	if outcome == claimed {
-		if err := s.settle(ctx, inv, user.Username, false); err != nil {
-			// The bindings exist; the controller clears the pending entry.
-			s.Log.Error(err, "clearing a pending redemption; the controller will settle it", "invitation", key.String())
-		}
+		// The bindings exist: the redemption is complete. Its pending entry is cleared by
+		// the controller's next status write (or the next claim), not by a third write here.
 		s.Recorder.Eventf(inv, nil, corev1.EventTypeNormal, "Redeemed", "Redeem", "redeemed by %s", user.Username)
 	}
 	result.Grants, result.created = made, outcome == claimed

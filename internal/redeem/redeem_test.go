@@ -170,7 +170,7 @@ var _ = Describe("Redeeming", func() {
 
 		after := latest(ctx, inv)
 		Expect(after.Status.Uses).To(BeEquivalentTo(1))
-		Expect(after.Status.PendingRedemptions).To(BeEmpty())
+		Eventually(func() []invitesv1alpha1.PendingRedemption { return latest(ctx, inv).Status.PendingRedemptions }).Should(BeEmpty())
 		Expect(after.Status.Redemptions).To(ConsistOf(HaveField("User", "oidc:alice")))
 	})
 
@@ -336,7 +336,7 @@ var _ = Describe("Redeeming under load and faults", func() {
 		Expect(other.Load()).To(BeZero())
 		after := latest(ctx, inv)
 		Expect(after.Status.Uses).To(BeEquivalentTo(10))
-		Expect(after.Status.PendingRedemptions).To(BeEmpty())
+		Eventually(func() []invitesv1alpha1.PendingRedemption { return latest(ctx, inv).Status.PendingRedemptions }).Should(BeEmpty())
 		holders := map[string]int{}
 		for _, rb := range bindingsOf(ctx, inv) {
 			holders[rb.Subjects[0].Name]++
