@@ -53,6 +53,10 @@ $(CONTROL_PLANE_BINARIES):
 test: manifests generate control-plane ## Run every test against a real control plane.
 	go test ./... -count=1 -timeout 30m
 
+.PHONY: fuzz
+fuzz: ## Fuzz each target for FUZZTIME (default 20s), one at a time; plain tests run only the seeds.
+	hack/fuzz.sh
+
 .PHONY: dev
 dev: manifests generate control-plane build ## Run rolecall on a local control plane; Ctrl-C stops it.
 	go build -o $(LOCALBIN)/rolecall-dev ./hack/dev

@@ -59,13 +59,19 @@ func (j *JWT) Authenticate(ctx context.Context, credential string) (User, error)
 		}
 	}
 	for _, err := range failures {
-		// The authenticator says so until it has fetched the issuer's keys.
-		if strings.Contains(err.Error(), "authenticator not initialized") {
+		// The authenticator says so until it has fetched the issuer's keys. The message is
+		// compared whole: other errors quote parts of the token (its alg, say), which anyone
+		// can choose, and must not pass for an unavailable issuer.
+		if err.Error() == notInitialized {
 			return User{}, fmt.Errorf("%w: %v", ErrUnavailable, err)
 		}
 	}
 	return User{}, fmt.Errorf("%w: %v", ErrUnauthenticated, errors.Join(failures...))
 }
+
+// notInitialized is the whole error of kube-apiserver's JWT authenticator before it has
+// the issuer's keys.
+const notInitialized = "oidc: authenticator not initialized"
 
 func userFromResponse(resp *authenticator.Response, credential string) (User, error) {
 	u := User{
