@@ -53,6 +53,10 @@ $(CONTROL_PLANE_BINARIES):
 test: manifests generate control-plane ## Run every test against a real control plane.
 	go test ./... -count=1 -timeout 30m
 
+.PHONY: bench
+bench: build control-plane ## Measure rolecall against the raw API server in the same run; writes docs/benchmarks.md.
+	go run ./hack/bench $(BENCHFLAGS)
+
 .PHONY: fuzz
 fuzz: ## Fuzz each target for FUZZTIME (default 20s), one at a time; plain tests run only the seeds.
 	hack/fuzz.sh

@@ -75,11 +75,17 @@ func (r *InvitationReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		return ctrl.Result{}, err
 	}
 	now := r.Clock.Now()
-	pendingDue, err := r.settlePending(ctx, inv, now)
+	pendingDue, err := r.settlePending(ctx, inv, now, false)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
 	updateStatus(inv, r.expiresAfter(inv), now)
+	if !equality.Semantic.DeepEqual(before.Status, inv.Status) {
+		// Status is written anyway: every finished redemption's entry goes with it.
+		if pendingDue, err = r.settlePending(ctx, inv, now, true); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
 	if err := r.patchStatus(ctx, before, inv); err != nil {
 		// A conflict means this pass worked from a stale copy and wrote nothing, not even
 		// the token: it is retried with fresh data.

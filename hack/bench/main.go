@@ -11,6 +11,10 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+
+	"go.uber.org/zap/zapcore"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 )
 
 type options struct {
@@ -34,7 +38,7 @@ func main() {
 		return err
 	})
 	flag.IntVar(&o.expiring, "expiring", 1000, "Invitations expiring together, for the expiry lag.")
-	flag.IntVar(&o.redemptions, "redemptions", 1000, "Redemptions per redemption measurement.")
+	flag.IntVar(&o.redemptions, "redemptions", 500, "Redemptions per redemption measurement.")
 	flag.Func("concurrency", "Comma-separated client concurrencies.", func(v string) error {
 		var err error
 		o.concurrency, err = parseInts(v)
@@ -49,6 +53,8 @@ func main() {
 	if o.concurrency == nil {
 		o.concurrency = []int{1, 8, 32}
 	}
+	// Errors only: the managers in this process would otherwise log every reconcile.
+	ctrl.SetLogger(zap.New(zap.Level(zapcore.ErrorLevel)))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, o); err != nil {

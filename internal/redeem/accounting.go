@@ -40,43 +40,65 @@ const (
 	refused
 )
 
-type keyedLocks struct {
-	mu    sync.Mutex
-	locks map[types.NamespacedName]*sync.Mutex
+// invitations serialises this replica's writes to each invitation, and remembers the
+// version of it this replica wrote last: the next claim starts from there, which under a
+// flood is fresher than the cache.
+type invitations struct {
+	mu      sync.Mutex
+	entries map[types.NamespacedName]*invitationEntry
 }
 
-func (k *keyedLocks) lock(key types.NamespacedName) func() {
+type invitationEntry struct {
+	sync.Mutex
+	written *invitesv1alpha1.Invitation
+}
+
+// lock returns the invitation's entry, locked.
+func (k *invitations) lock(key types.NamespacedName) *invitationEntry {
 	k.mu.Lock()
-	if k.locks == nil {
-		k.locks = map[types.NamespacedName]*sync.Mutex{}
+	if k.entries == nil {
+		k.entries = map[types.NamespacedName]*invitationEntry{}
 	}
-	l, ok := k.locks[key]
+	e, ok := k.entries[key]
 	if !ok {
-		l = &sync.Mutex{}
-		k.locks[key] = l
+		e = &invitationEntry{}
+		k.entries[key] = e
 	}
 	k.mu.Unlock()
-	l.Lock()
-	return l.Unlock
+	e.Lock()
+	return e
 }
 
 // claim takes one use of the invitation for the user. The first attempt writes on top of
-// the version at hand (from the cache); a conflict means it was stale, and every further
-// attempt reads the latest version first.
+// the version at hand (the one this replica wrote last, or the cache's): if that was stale
+// the write's precondition fails, and every further attempt reads the latest version
+// first. Deciding not to write (already redeemed, or refused) takes the latest version too.
 func (s *Server) claim(ctx context.Context, known *invitesv1alpha1.Invitation, user string, now time.Time) (*invitesv1alpha1.Invitation, outcome, *Error, error) {
 	key := client.ObjectKeyFromObject(known)
-	defer s.locks.lock(key)()
+	entry := s.invitations.lock(key)
+	defer entry.Unlock()
+	start := known
+	if entry.written != nil && entry.written.UID == known.UID {
+		start = entry.written
+	}
 	for attempt := range claimAttempts {
-		inv := known.DeepCopy()
+		inv := start.DeepCopy()
 		if attempt > 0 {
 			if err := s.Live.Get(ctx, key, inv); err != nil {
 				return nil, refused, nil, err
 			}
 		}
+		latest := attempt > 0
 		if inProgressOrRecent(inv, user) {
+			if !latest {
+				continue
+			}
 			return inv, alreadyRedeemed, nil, nil
 		}
 		if refusal := usable(inv, now); refusal != nil {
+			if !latest {
+				continue
+			}
 			return inv, refused, refusal, nil
 		}
 		inv.Status.Uses++
@@ -91,6 +113,7 @@ func (s *Server) claim(ctx context.Context, known *invitesv1alpha1.Invitation, u
 		err := s.Live.Status().Update(ctx, inv)
 		switch {
 		case err == nil:
+			entry.written = inv.DeepCopy()
 			return inv, claimed, nil, nil
 		case apierrors.IsConflict(err):
 			continue
@@ -145,7 +168,9 @@ func usable(inv *invitesv1alpha1.Invitation, now time.Time) *Error {
 // from the version its own claim wrote, which is usually still the latest.
 func (s *Server) giveBack(ctx context.Context, claimed *invitesv1alpha1.Invitation, user string) error {
 	key := client.ObjectKeyFromObject(claimed)
-	defer s.locks.lock(key)()
+	entry := s.invitations.lock(key)
+	defer entry.Unlock()
+	entry.written = nil
 	return settleFrom(ctx, s.Live, key, claimed, user, true)
 }
 

@@ -29,7 +29,9 @@ func (s *Server) Decline(ctx context.Context, submitted string, user identity.Us
 		return nil, refusal
 	}
 	key := client.ObjectKeyFromObject(inv)
-	defer s.locks.lock(key)()
+	entry := s.invitations.lock(key)
+	defer entry.Unlock()
+	entry.written = nil
 	for range claimAttempts {
 		inv = &invitesv1alpha1.Invitation{}
 		if err := s.Live.Get(ctx, key, inv); err != nil {

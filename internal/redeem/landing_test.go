@@ -73,7 +73,13 @@ var _ = Describe("The landing page", func() {
 	It("changes nothing, however often it is opened (mail scanners follow links)", func(ctx SpecContext) {
 		inv, tok := issue(ctx, ns)
 		openEventually(ctx, replicas[0], tok)
-		before := latest(ctx, inv)
+		// Let the controller finish issuing first: only then is every write one of ours.
+		var before *invitesv1alpha1.Invitation
+		Eventually(func(g Gomega) {
+			before = latest(ctx, inv)
+			g.Consistently(func() string { return latest(ctx, inv).ResourceVersion }).
+				WithTimeout(time.Second).Should(Equal(before.ResourceVersion))
+		}).Should(Succeed())
 		for range 20 {
 			Expect(open(ctx, replicas[1], "/i/"+tok).status).To(Equal(http.StatusOK))
 			Expect(open(ctx, replicas[0], "/i/"+tok).status).To(Equal(http.StatusOK))

@@ -56,7 +56,7 @@ type Server struct {
 	// as a crash would, leaving the claim for the controller to settle.
 	AfterClaim func() error
 
-	locks       keyedLocks
+	invitations invitations
 	limiterOnce sync.Once
 	limiter     *limiter
 }
