@@ -7,12 +7,14 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -47,6 +49,9 @@ type InvitationReconciler struct {
 	PublicURL string
 	// DefaultExpiresAfter applies when spec.expiresAfter is unset.
 	DefaultExpiresAfter time.Duration
+
+	// Workers is how many invitations are reconciled at once (never the same one twice).
+	Workers int
 }
 
 // +kubebuilder:rbac:groups=invites.rolecall.dev,resources=invitations,verbs=get;list;watch
@@ -88,7 +93,11 @@ func (r *InvitationReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	}
 	if err := r.patchStatus(ctx, before, inv); err != nil {
 		// A conflict means this pass worked from a stale copy and wrote nothing, not even
-		// the token: it is retried with fresh data.
+		// the token. The newer version's own watch event brings this invitation back with
+		// fresh data; that is routine while redemptions write status, not an error.
+		if apierrors.IsConflict(err) {
+			return ctrl.Result{}, nil
+		}
 		return ctrl.Result{}, err
 	}
 	if err := r.applyToken(ctx, inv, plan); err != nil {
@@ -160,6 +169,7 @@ func (r *InvitationReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&invitesv1alpha1.RoleGrantPolicy{}, handler.EnqueueRequestsFromMapFunc(r.invitationsForPolicy),
 			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Named("invitation").
+		WithOptions(controller.Options{MaxConcurrentReconciles: max(1, r.Workers)}).
 		Complete(r)
 }
 

@@ -33,6 +33,8 @@ type options struct {
 	publicURL           string
 	defaultExpiresAfter time.Duration
 	allowRBACDelegation bool
+	invitationWorkers   int
+	pprofAddr           string
 
 	redeemAddr             string
 	allowedRedirectOrigins []string
@@ -56,6 +58,8 @@ func (o *options) bind(fs *flag.FlagSet) {
 	fs.StringVar(&o.publicURL, "public-url", "http://localhost:8082", "External base URL of the redemption server; links are <public-url>/i/<token>.")
 	fs.DurationVar(&o.defaultExpiresAfter, "default-expires-after", 72*time.Hour, "Lifetime of a token when the Invitation does not set spec.expiresAfter.")
 	fs.BoolVar(&o.allowRBACDelegation, "allow-rbac-delegation", true, "Also allow an invitation when the inviter could create each binding themselves (create and bind rights).")
+	fs.IntVar(&o.invitationWorkers, "invitation-workers", 4, "How many invitations are reconciled at once.")
+	fs.StringVar(&o.pprofAddr, "pprof-bind-address", "0", "Address of the Go profiler (net/http/pprof) for diagnosing CPU and memory; 0 disables it.")
 	fs.StringVar(&o.redeemAddr, "redeem-bind-address", ":8082", "Address of the redemption server.")
 	fs.Func("allowed-redirect-origins", "Comma-separated origins (https://host[:port]) that redemptions may redirect to; others get the success page.", func(v string) error {
 		for _, origin := range strings.Split(v, ",") {
@@ -143,6 +147,7 @@ func run(ctx context.Context, opts options) error {
 		Cache:                         manager.CacheOptions(),
 		Metrics:                       metricsserver.Options{BindAddress: opts.metricsAddr},
 		HealthProbeBindAddress:        opts.probeAddr,
+		PprofBindAddress:              opts.pprofAddr,
 		LeaderElection:                opts.leaderElect,
 		LeaderElectionID:              "rolecall.invites.rolecall.dev",
 		LeaderElectionNamespace:       opts.namespace,
@@ -169,7 +174,7 @@ func run(ctx context.Context, opts options) error {
 	cfg := manager.Config{
 		PublicURL: opts.publicURL, DefaultExpiresAfter: opts.defaultExpiresAfter, AllowRBACDelegation: opts.allowRBACDelegation,
 		Authenticator: authn, RedeemBindAddress: opts.redeemAddr, AllowedRedirectOrigins: opts.allowedRedirectOrigins,
-		SignIn: signIn,
+		SignIn: signIn, InvitationWorkers: opts.invitationWorkers,
 	}
 	if err := manager.Setup(ctx, mgr, cfg, manager.Parts{Controllers: true, Webhooks: true, Redemption: true}); err != nil {
 		return fmt.Errorf("registering controllers and webhooks: %w", err)

@@ -12,8 +12,10 @@ import (
 
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/rolecall/rolecall/internal/manager"
@@ -65,7 +67,9 @@ func (cp *controlPlane) webhookOptions() ctrl.Options {
 	return ctrl.Options{
 		Scheme: manager.NewScheme(), Cache: manager.CacheOptions(),
 		HealthProbeBindAddress: "0",
-		WebhookServer:          newWebhookServer(hook.LocalServingHost, hook.LocalServingPort, hook.LocalServingCertDir),
+		// Each measurement starts fresh managers in this one process.
+		Controller:    config.Controller{SkipNameValidation: ptr.To(true)},
+		WebhookServer: newWebhookServer(hook.LocalServingHost, hook.LocalServingPort, hook.LocalServingCertDir),
 	}
 }
 

@@ -27,6 +27,7 @@ import (
 // what the manager then holds in memory.
 type issuanceResult struct {
 	Total, Added     int
+	InCluster        int // every invitation the manager caches, the redemption step's too
 	Elapsed          time.Duration
 	Writes           float64
 	RawEquivalent    time.Duration
@@ -47,7 +48,7 @@ type managerProcess struct {
 	metricsURL string
 }
 
-func startManagerProcess(ctx context.Context, cp *controlPlane, path string) (*managerProcess, error) {
+func startManagerProcess(ctx context.Context, cp *controlPlane, path, pprofAddr string) (*managerProcess, error) {
 	dir, err := os.MkdirTemp("", "rolecall-bench-")
 	if err != nil {
 		return nil, err
@@ -63,6 +64,7 @@ func startManagerProcess(ctx context.Context, cp *controlPlane, path string) (*m
 		fmt.Sprintf("--metrics-bind-address=127.0.0.1:%d", metrics),
 		fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", probes),
 		fmt.Sprintf("--redeem-bind-address=127.0.0.1:%d", redeemPort),
+		"--pprof-bind-address="+pprofAddr,
 		"--webhook-cert-management=external", "--webhook-host="+hook.LocalServingHost,
 		fmt.Sprintf("--webhook-port=%d", hook.LocalServingPort), "--webhook-cert-dir="+hook.LocalServingCertDir,
 	)
@@ -188,7 +190,7 @@ func measureManager(ctx context.Context, cp *controlPlane, o options, raw rawRes
 	if err != nil {
 		return nil, expiryResult{}, err
 	}
-	m, err := startManagerProcess(ctx, cp, o.managerPath)
+	m, err := startManagerProcess(ctx, cp, o.managerPath, o.pprofAddr)
 	if err != nil {
 		return nil, expiryResult{}, err
 	}
@@ -203,6 +205,9 @@ func measureManager(ctx context.Context, cp *controlPlane, o options, raw rawRes
 		}
 		total = target
 		r.Total = total
+		if r.InCluster, err = countInvitations(ctx, cp); err != nil {
+			return nil, expiryResult{}, err
+		}
 		r.RawEquivalent = time.Duration(r.Writes / rawRate * float64(time.Second))
 		time.Sleep(5 * time.Second) // let the caches and the heap settle
 		if r.RSSBytes, r.Heap, err = m.memory(ctx); err != nil {
@@ -277,4 +282,12 @@ func freePort() int {
 	}
 	defer func() { _ = l.Close() }()
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+// countInvitations counts every Invitation in the cluster, reading only metadata.
+func countInvitations(ctx context.Context, cp *controlPlane) (int, error) {
+	list := &metav1.PartialObjectMetadataList{}
+	list.SetGroupVersionKind(invitesv1alpha1.GroupVersion.WithKind("InvitationList"))
+	err := cp.client.List(ctx, list)
+	return len(list.Items), err
 }

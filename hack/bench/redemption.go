@@ -256,7 +256,7 @@ func redemptionServer(ctx context.Context, cp *controlPlane, mgr ctrl.Manager) (
 }
 
 func benchConfig() manager.Config {
-	return manager.Config{PublicURL: "https://invite.example.test", DefaultExpiresAfter: 72 * time.Hour, AllowRBACDelegation: true}
+	return manager.Config{PublicURL: "https://invite.example.test", DefaultExpiresAfter: 72 * time.Hour, AllowRBACDelegation: true, InvitationWorkers: 4}
 }
 
 func withoutMetrics(o ctrl.Options) ctrl.Options {

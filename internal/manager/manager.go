@@ -46,6 +46,8 @@ type Config struct {
 	RedeemListener net.Listener
 	// AllowedRedirectOrigins are where redemptions may send people afterwards.
 	AllowedRedirectOrigins []string
+	// InvitationWorkers is how many invitations the controller reconciles at once.
+	InvitationWorkers int
 	// SignIn, when set, lets people redeem from the browser.
 	SignIn *redeem.SignIn
 }
@@ -79,6 +81,9 @@ func TokenSecretSelector() labels.Selector {
 func CacheOptions() cache.Options {
 	managed := labels.SelectorFromSet(labels.Set{bindings.ManagedByLabel: bindings.ManagedByValue})
 	return cache.Options{
+		// Nothing here reads managedFields, and they are often the larger part of an
+		// object: dropping them roughly halves what the cache holds per invitation.
+		DefaultTransform: cache.TransformStripManagedFields(),
 		ByObject: map[client.Object]cache.ByObject{
 			&corev1.Secret{}:             {Label: TokenSecretSelector()},
 			&rbacv1.RoleBinding{}:        {Label: managed},
@@ -182,6 +187,7 @@ func addControllers(mgr ctrl.Manager, cfg Config, authorizer *policy.Authorizer,
 		Authorizer:          authorizer,
 		PublicURL:           cfg.PublicURL,
 		DefaultExpiresAfter: cfg.DefaultExpiresAfter,
+		Workers:             cfg.InvitationWorkers,
 	}
 	if err := invitations.SetupWithManager(mgr); err != nil {
 		return err

@@ -62,11 +62,11 @@ const DelegationName = "RBAC delegation"
 
 // Authorize evaluates the invitation for the inviter stamped in it (or given).
 func (a *Authorizer) Authorize(ctx context.Context, inv *invitesv1alpha1.Invitation, inviter invitesv1alpha1.Inviter) (Decision, error) {
-	req, err := a.request(ctx, inv, inviter)
+	policies, err := a.policies(ctx)
 	if err != nil {
 		return Decision{}, err
 	}
-	policies, err := a.policies(ctx)
+	req, err := a.request(ctx, inv, inviter, limitsActiveInvitations(policies))
 	if err != nil {
 		return Decision{}, err
 	}
@@ -85,7 +85,18 @@ func (a *Authorizer) Authorize(ctx context.Context, inv *invitesv1alpha1.Invitat
 	return d, nil
 }
 
-func (a *Authorizer) request(ctx context.Context, inv *invitesv1alpha1.Invitation, inviter invitesv1alpha1.Inviter) (Request, error) {
+// limitsActiveInvitations says whether any policy limits active invitations per inviter:
+// only then is it worth counting them, which means reading all of the inviter's.
+func limitsActiveInvitations(policies []*Compiled) bool {
+	for _, p := range policies {
+		if l := p.Policy.Spec.Limits; l != nil && l.MaxActiveInvitationsPerInviter != nil {
+			return true
+		}
+	}
+	return false
+}
+
+func (a *Authorizer) request(ctx context.Context, inv *invitesv1alpha1.Invitation, inviter invitesv1alpha1.Inviter, count bool) (Request, error) {
 	req := Request{Invitation: inv, Inviter: inviter, Namespaces: map[string]*corev1.Namespace{}, DefaultExpiresAfter: a.DefaultExpiresAfter}
 	for _, name := range InvolvedNamespaces(inv) {
 		ns := &corev1.Namespace{}
@@ -98,6 +109,9 @@ func (a *Authorizer) request(ctx context.Context, inv *invitesv1alpha1.Invitatio
 		}
 		req.Namespaces[name] = ns
 	}
+	if !count {
+		return req, nil
+	}
 	active, err := a.activeInvitations(ctx, inv, inviter.Username)
 	req.ActiveInvitations = active
 	return req, err
@@ -107,7 +121,8 @@ func (a *Authorizer) request(ctx context.Context, inv *invitesv1alpha1.Invitatio
 // (a new one has no phase yet and counts as pending).
 func (a *Authorizer) activeInvitations(ctx context.Context, inv *invitesv1alpha1.Invitation, username string) (int, error) {
 	var list invitesv1alpha1.InvitationList
-	if err := a.Reader.List(ctx, &list, client.MatchingFields{InviterIndex: username}); err != nil {
+	// Only phases are read: the cache's objects need not be copied.
+	if err := a.Reader.List(ctx, &list, client.MatchingFields{InviterIndex: username}, client.UnsafeDisableDeepCopy); err != nil {
 		return 0, err
 	}
 	count := 0
