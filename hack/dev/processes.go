@@ -59,10 +59,11 @@ func (p *process) stop() error {
 	}
 }
 
-// stoppedBySignal treats the exit our own SIGTERM causes as a clean stop.
+// stoppedBySignal treats the exit our own SIGTERM causes as a clean stop, whether it came
+// from stop or from Ctrl-C ending the context (Wait then reports the context's error).
 func stoppedBySignal(err error) error {
 	var exitErr *exec.ExitError
-	if errors.As(err, &exitErr) {
+	if errors.As(err, &exitErr) || errors.Is(err, context.Canceled) {
 		return nil
 	}
 	return err
