@@ -33,7 +33,7 @@ func (r *InvitationReconciler) planCustomToken(ctx context.Context, inv *invites
 		if resendRequested(inv) {
 			// rolecall cannot rotate a token it did not make; a resend only delivers it again.
 			inv.Status.ObservedResend = inv.Annotations[invitesv1alpha1.ResendAnnotation]
-			inv.Status.DeliveredAt = nil
+			restartDelivery(inv)
 		}
 		setTokenIssued(inv, invitesv1alpha1.InvitationCustomTokenReadReason, source)
 		return plan, nil

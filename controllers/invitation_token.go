@@ -172,7 +172,14 @@ func recordIssued(inv *invitesv1alpha1.Invitation, id string, now time.Time) {
 	inv.Status.TokenSecretRef = &invitesv1alpha1.ObjectReference{Name: tokenSecretName(inv)}
 	inv.Status.IssuedAt = &issuedAt
 	inv.Status.ObservedResend = inv.Annotations[invitesv1alpha1.ResendAnnotation]
+	restartDelivery(inv)
+}
+
+// restartDelivery forgets that the token was delivered, so the delivery controller sends
+// it (again), with a fresh count of attempts.
+func restartDelivery(inv *invitesv1alpha1.Invitation) {
 	inv.Status.DeliveredAt = nil
+	inv.Status.DeliveryAttempts = 0
 	meta.RemoveStatusCondition(&inv.Status.Conditions, invitesv1alpha1.InvitationDeliveredCondition)
 }
 

@@ -43,6 +43,14 @@ const (
 	InvitationPolicyAllowedReason = "Allowed"
 	// InvitationPolicyDeniedReason: no policy allows the inviter to offer it any more.
 	InvitationPolicyDeniedReason = "Denied"
+	// InvitationDeliveredReason: the current token was sent (Delivered True).
+	InvitationDeliveredReason = "Sent"
+	// InvitationDeliveryRetryingReason: an attempt to deliver failed; another follows.
+	InvitationDeliveryRetryingReason = "DeliveryRetrying"
+	// InvitationDeliveryFailedReason: every attempt failed; a resend starts over.
+	InvitationDeliveryFailedReason = "DeliveryFailed"
+	// InvitationDeliveryNotConfiguredReason: the manager has no channel for the delivery asked for.
+	InvitationDeliveryNotConfiguredReason = "DeliveryNotConfigured"
 	// InvitationNoInviterReason: the invitation has no recorded inviter, so nobody vouches for it.
 	InvitationNoInviterReason = "NoInviter"
 )

@@ -102,11 +102,19 @@ type SecretReference struct {
 	Name string `json:"name"`
 }
 
-// Delivery says how the token reaches the invited person.
+// Delivery says how the token reaches the invited person. Each token is delivered once:
+// re-applying the same Invitation never sends again; a resend (new token) does.
+// +kubebuilder:validation:XValidation:rule="!has(self.email) || !self.email || !has(self.webhook) || !self.webhook",message="choose one delivery channel: email or webhook"
 type Delivery struct {
-	// email sends the link by SMTP when spec.email is set and the manager has SMTP configured.
+	// email sends the link by SMTP to spec.email, when the manager has SMTP configured
+	// (--smtp-host). It requires spec.email.
 	// +optional
 	Email bool `json:"email,omitempty"`
+
+	// webhook posts the link, signed with HMAC-SHA256, to the manager's
+	// --delivery-webhook-url: a chat or ticket system hands it to the person.
+	// +optional
+	Webhook bool `json:"webhook,omitempty"`
 }
 
 // Inviter is the identity that created the Invitation, as the API server authenticated it.
@@ -144,6 +152,7 @@ type ExtraValue []string
 // +kubebuilder:validation:XValidation:rule="self.tokenType == 'Custom' ? has(self.customTokenSecretRef) : !has(self.customTokenSecretRef)",message="customTokenSecretRef is required with tokenType Custom and not allowed otherwise"
 // +kubebuilder:validation:XValidation:rule="has(oldSelf.inviter) == has(self.inviter) && (!has(self.inviter) || self.inviter == oldSelf.inviter)",message="inviter is immutable: it records who created the invitation"
 // +kubebuilder:validation:XValidation:rule="!has(oldSelf.revoked) || !oldSelf.revoked || (has(self.revoked) && self.revoked)",message="revoked cannot be undone; create a new Invitation instead"
+// +kubebuilder:validation:XValidation:rule="!has(self.delivery) || !has(self.delivery.email) || !self.delivery.email || has(self.email)",message="delivery.email needs spec.email: the address to send the link to"
 type InvitationSpec struct {
 	// email makes this a private invitation: only a person who signs in with this verified
 	// email address (compared case-insensitively) can redeem it.
@@ -335,6 +344,12 @@ type InvitationStatus struct {
 	// deliveredAt is when the current token was last delivered.
 	// +optional
 	DeliveredAt *metav1.Time `json:"deliveredAt,omitempty"`
+
+	// deliveryAttempts counts the failed attempts to deliver the current token; it starts
+	// over with each new token.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	DeliveryAttempts int32 `json:"deliveryAttempts,omitempty"`
 
 	// observedResend is the value of the invites.rolecall.dev/resend annotation that the
 	// current token answers, so that each new value rotates the token exactly once.
