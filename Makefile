@@ -6,15 +6,18 @@ SHELL := /usr/bin/env bash -o pipefail
 K8S_VERSION ?= v1.37.2
 CONTROLLER_TOOLS_VERSION ?= v0.23.0
 GOLANGCI_LINT_VERSION ?= v2.15.0
+MAILPIT_VERSION ?= v1.27.11
 
 LOCALBIN := $(CURDIR)/bin
 CONTROLLER_GEN := $(LOCALBIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
 GOLANGCI_LINT := $(LOCALBIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
+MAILPIT := $(LOCALBIN)/mailpit-$(MAILPIT_VERSION)
 CONTROL_PLANE := $(LOCALBIN)/k8s/$(K8S_VERSION)
 CONTROL_PLANE_BINARIES := $(CONTROL_PLANE)/etcd $(CONTROL_PLANE)/kube-apiserver $(CONTROL_PLANE)/kube-controller-manager $(CONTROL_PLANE)/kubectl
 
-# Tests find the control plane through envtest's usual variable.
+# Tests find the control plane through envtest's usual variable, and the SMTP server here.
 export KUBEBUILDER_ASSETS := $(CONTROL_PLANE)
+export MAILPIT
 
 .PHONY: all
 all: build
@@ -50,7 +53,7 @@ $(CONTROL_PLANE_BINARIES):
 	K8S_VERSION=$(K8S_VERSION) hack/build-control-plane.sh
 
 .PHONY: test
-test: manifests generate control-plane ## Run every test against a real control plane.
+test: manifests generate control-plane mailpit ## Run every test against a real control plane.
 	go test ./... -count=1 -timeout 30m
 
 .PHONY: bench
@@ -62,7 +65,7 @@ fuzz: ## Fuzz each target for FUZZTIME (default 20s), one at a time; plain tests
 	hack/fuzz.sh
 
 .PHONY: dev
-dev: manifests generate control-plane build ## Run rolecall on a local control plane; Ctrl-C stops it.
+dev: manifests generate control-plane mailpit build ## Run rolecall on a local control plane; Ctrl-C stops it.
 	go build -o $(LOCALBIN)/rolecall-dev ./hack/dev
 	$(LOCALBIN)/rolecall-dev
 
@@ -76,6 +79,13 @@ build: ## Build the manager and the kubectl plugin.
 $(CONTROLLER_GEN):
 	GOBIN=$(LOCALBIN) go install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_TOOLS_VERSION)
 	mv $(LOCALBIN)/controller-gen $@
+
+.PHONY: mailpit
+mailpit: $(MAILPIT) ## Install mailpit, the SMTP server (with a web UI) that tests and make dev send mail to.
+
+$(MAILPIT):
+	GOBIN=$(LOCALBIN) go install github.com/axllent/mailpit@$(MAILPIT_VERSION)
+	mv $(LOCALBIN)/mailpit $@
 
 $(GOLANGCI_LINT):
 	GOBIN=$(LOCALBIN) go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)

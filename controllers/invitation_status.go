@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	invitesv1alpha1 "github.com/rolecall/rolecall/api/v1alpha1"
+	"github.com/rolecall/rolecall/internal/metrics"
 )
 
 // updateStatus derives everything in status that follows from spec, the token and time.
@@ -107,6 +108,9 @@ func (r *InvitationReconciler) recordTransition(before, after *invitesv1alpha1.I
 	}
 	ready := meta.FindStatusCondition(after.Status.Conditions, invitesv1alpha1.InvitationReadyCondition)
 	eventType := corev1.EventTypeNormal
+	if after.Status.Phase == invitesv1alpha1.PhaseDenied {
+		metrics.PolicyDenials.WithLabelValues("controller").Inc()
+	}
 	if after.Status.Phase == invitesv1alpha1.PhaseDenied || (after.Status.Phase == invitesv1alpha1.PhasePending && before.Status.Phase != "") {
 		eventType = corev1.EventTypeWarning
 	}

@@ -11,6 +11,9 @@ const (
 	InvitationDeliveredCondition = "Delivered"
 	// InvitationPolicyAllowedCondition is False when policy denies the invitation.
 	InvitationPolicyAllowedCondition = "PolicyAllowed"
+	// InvitationIDPGroupsCondition reports the latest call to the identity provider hook for
+	// grants with an idpGroup: True when it succeeded, False while it fails.
+	InvitationIDPGroupsCondition = "IDPGroupsSynced"
 )
 
 // Condition reasons on an Invitation.
@@ -51,6 +54,14 @@ const (
 	InvitationDeliveryFailedReason = "DeliveryFailed"
 	// InvitationDeliveryNotConfiguredReason: the manager has no channel for the delivery asked for.
 	InvitationDeliveryNotConfiguredReason = "DeliveryNotConfigured"
+	// InvitationIDPGroupAddedReason: the hook added a user to a group.
+	InvitationIDPGroupAddedReason = "Added"
+	// InvitationIDPGroupRemovedReason: the hook removed a user from a group.
+	InvitationIDPGroupRemovedReason = "Removed"
+	// InvitationIDPHookFailedReason: the hook failed; it is retried with backoff.
+	InvitationIDPHookFailedReason = "HookFailed"
+	// InvitationIDPHookNotConfiguredReason: a grant has an idpGroup but the manager has no --idp-hook-url.
+	InvitationIDPHookNotConfiguredReason = "HookNotConfigured"
 	// InvitationNoInviterReason: the invitation has no recorded inviter, so nobody vouches for it.
 	InvitationNoInviterReason = "NoInviter"
 )

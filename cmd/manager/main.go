@@ -42,6 +42,7 @@ type options struct {
 	oidc                   identity.LegacyOIDC
 	oidcRequiredClaims     []string
 	signIn                 signInOptions
+	delivery               deliveryOptions
 
 	webhookHost, webhookCertDir    string
 	webhookPort                    int
@@ -82,6 +83,7 @@ func (o *options) bind(fs *flag.FlagSet) {
 		return nil
 	})
 	o.signIn.bind(fs)
+	o.delivery.bind(fs)
 	fs.StringVar(&o.webhookHost, "webhook-host", "", "Address the admission webhook server listens on (default: all).")
 	fs.IntVar(&o.webhookPort, "webhook-port", 9443, "Port of the admission webhook server.")
 	fs.StringVar(&o.webhookCertDir, "webhook-cert-dir", "/tmp/k8s-webhook-server/serving-certs", "Folder holding the webhook server's tls.crt and tls.key.")
@@ -112,7 +114,7 @@ func (o *options) validate() error {
 	if o.webhookCertManagement != "self" && o.webhookCertManagement != "external" {
 		return fmt.Errorf(`--webhook-cert-management must be "self" or "external", got %q`, o.webhookCertManagement)
 	}
-	return nil
+	return o.delivery.validate()
 }
 
 func envOr(key, fallback string) string {
@@ -176,6 +178,7 @@ func run(ctx context.Context, opts options) error {
 		Authenticator: authn, RedeemBindAddress: opts.redeemAddr, AllowedRedirectOrigins: opts.allowedRedirectOrigins,
 		SignIn: signIn, InvitationWorkers: opts.invitationWorkers,
 	}
+	opts.delivery.apply(&cfg)
 	if err := manager.Setup(ctx, mgr, cfg, manager.Parts{Controllers: true, Webhooks: true, Redemption: true}); err != nil {
 		return fmt.Errorf("registering controllers and webhooks: %w", err)
 	}

@@ -34,6 +34,14 @@ const (
 	// ExpiresAtAnnotation is when the grant ends (RFC 3339), for invitations with a
 	// grantDuration; the grant expiry controller deletes the binding then.
 	ExpiresAtAnnotation = "invites.rolecall.dev/expires-at"
+	// IDPGroupAnnotation names the identity provider group the grant also adds the user to.
+	IDPGroupAnnotation = "invites.rolecall.dev/idp-group"
+	// IDPGroupAddedAnnotation records when the identity provider hook confirmed the
+	// membership (RFC 3339); its presence means a "remove" is owed when the binding goes.
+	IDPGroupAddedAnnotation = "invites.rolecall.dev/idp-group-added-at"
+	// IDPGroupFinalizer holds a binding with an idpGroup until the hook has removed the
+	// membership, so that ending a grant in Kubernetes also ends it in the identity provider.
+	IDPGroupFinalizer = "invites.rolecall.dev/idp-group"
 	// ManagedByLabel marks every binding rolecall makes; the manager caches only these.
 	ManagedByLabel = "app.kubernetes.io/managed-by"
 	// ManagedByValue is ManagedByLabel's value.
@@ -131,6 +139,12 @@ func desired(inv *invitesv1alpha1.Invitation, username string, i int, g invitesv
 			UsernameAnnotation:                username,
 			"invites.rolecall.dev/invitation": inv.Namespace + "/" + inv.Name,
 		},
+	}
+	if g.IDPGroup != "" {
+		// Set at creation, never added later: a binding deleted a moment after it was made
+		// still owes its "remove".
+		meta.Annotations[IDPGroupAnnotation] = g.IDPGroup
+		meta.Finalizers = []string{IDPGroupFinalizer}
 	}
 	subjects := []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: username}}
 	roleRef := rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: g.ClusterRole}

@@ -5,9 +5,11 @@ package manager
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"net"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -22,7 +24,9 @@ import (
 	invitesv1alpha1 "github.com/rolecall/rolecall/api/v1alpha1"
 	"github.com/rolecall/rolecall/controllers"
 	"github.com/rolecall/rolecall/internal/bindings"
+	"github.com/rolecall/rolecall/internal/delivery"
 	"github.com/rolecall/rolecall/internal/identity"
+	"github.com/rolecall/rolecall/internal/metrics"
 	"github.com/rolecall/rolecall/internal/policy"
 	"github.com/rolecall/rolecall/internal/redeem"
 	"github.com/rolecall/rolecall/internal/webhook"
@@ -50,6 +54,12 @@ type Config struct {
 	InvitationWorkers int
 	// SignIn, when set, lets people redeem from the browser.
 	SignIn *redeem.SignIn
+	// Mail and Webhook deliver links, when configured (nil otherwise).
+	Mail, Webhook delivery.Sender
+	// DeliveryBackoff is the wait after a failed delivery; it doubles with each failure.
+	DeliveryBackoff time.Duration
+	// IDPHook, when set, adds people to identity provider groups for grants with idpGroup.
+	IDPHook *delivery.IDPHook
 }
 
 // NewScheme knows the built-in kinds and rolecall's.
@@ -125,6 +135,9 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config, parts Parts) error
 		return err
 	}
 	authorizer := NewAuthorizer(mgr, cfg)
+	if err := metrics.RegisterInvitations(mgr.GetCache()); err != nil && !isAlreadyRegistered(err) {
+		return err
+	}
 	live, err := client.New(mgr.GetConfig(), client.Options{Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper()})
 	if err != nil {
 		return err
@@ -143,6 +156,13 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config, parts Parts) error
 		return addControllers(mgr, cfg, authorizer, live)
 	}
 	return nil
+}
+
+// isAlreadyRegistered: a second manager in the same process (tests run two replicas) finds
+// the gauge registered by the first.
+func isAlreadyRegistered(err error) bool {
+	var already prometheus.AlreadyRegisteredError
+	return errors.As(err, &already)
 }
 
 // addRedemption indexes token Secrets under a key that lives only in this process, and
@@ -192,6 +212,13 @@ func addControllers(mgr ctrl.Manager, cfg Config, authorizer *policy.Authorizer,
 	if err := invitations.SetupWithManager(mgr); err != nil {
 		return err
 	}
+	deliveries := &controllers.DeliveryReconciler{
+		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("rolecall"),
+		Clock: cfg.Clock, Mail: cfg.Mail, Webhook: cfg.Webhook, Backoff: cfg.DeliveryBackoff,
+	}
+	if err := deliveries.SetupWithManager(mgr); err != nil {
+		return err
+	}
 	policies := &controllers.RoleGrantPolicyReconciler{Client: mgr.GetClient()}
 	if err := policies.SetupWithManager(mgr); err != nil {
 		return err
@@ -201,6 +228,13 @@ func addControllers(mgr ctrl.Manager, cfg Config, authorizer *policy.Authorizer,
 			Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("rolecall"), Clock: cfg.Clock, Object: obj, Kind: kind,
 		}
 		if err := expiry.SetupWithManager(mgr); err != nil {
+			return err
+		}
+		groups := &controllers.IDPGroupReconciler{
+			Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("rolecall"),
+			Clock: cfg.Clock, Hook: cfg.IDPHook, Object: obj.DeepCopyObject().(client.Object), Kind: kind,
+		}
+		if err := groups.SetupWithManager(mgr); err != nil {
 			return err
 		}
 	}

@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/rolecall/rolecall/internal/identity"
+	"github.com/rolecall/rolecall/internal/metrics"
 	"github.com/rolecall/rolecall/internal/policy"
 	"github.com/rolecall/rolecall/internal/token"
 )
@@ -114,6 +115,7 @@ func (s *Server) handleRedemption(w http.ResponseWriter, r *http.Request) {
 	client := clientOf(r)
 	if wait := s.limits().clientBlocked(client); wait > 0 {
 		s.Log.Info("redemption", "status", http.StatusTooManyRequests, "code", errRateLimited.Code, "client", client)
+		s.observe(Result{}, errRateLimited, start)
 		retryAfter(w, wait)
 		writeJSON(w, errRateLimited.Status, errRateLimited)
 		return
@@ -134,7 +136,24 @@ func (s *Server) handleRedemption(w http.ResponseWriter, r *http.Request) {
 	// The audit line: who, which invitation, what happened. Never the token.
 	s.Log.Info("redemption", "status", status, "code", codeOf(refusal), "user", user,
 		"tokenID", tokenID, "invitation", result.Namespace+"/"+result.Invitation, "duration", s.Clock.Since(start).String())
+	s.observe(result, refusal, start)
 	writeJSON(w, status, body)
+}
+
+// observe counts a redemption's outcome and how long it took, for the metrics endpoint.
+func (s *Server) observe(result Result, refusal *Error, start time.Time) {
+	outcome := "already_redeemed"
+	switch {
+	case refusal != nil:
+		outcome = refusal.Code
+	case result.created:
+		outcome = "redeemed"
+	}
+	if refusal == errPolicyDenied {
+		metrics.PolicyDenials.WithLabelValues("redemption").Inc()
+	}
+	metrics.Redemptions.WithLabelValues(outcome).Inc()
+	metrics.RedemptionDuration.WithLabelValues(outcome).Observe(s.Clock.Since(start).Seconds())
 }
 
 // countFailure spends the client's failure budget on attempts that look like guessing, and

@@ -190,6 +190,7 @@ func (s *Server) finishAccept(w http.ResponseWriter, r *http.Request, f flow, us
 	parsed := parseID(f.Token)
 	s.Log.Info("redemption", "via", "browser", "status", statusOf(result, refusal), "code", codeOf(refusal), "user", user.Username,
 		"tokenID", parsed, "invitation", result.Namespace+"/"+result.Invitation, "duration", s.Clock.Since(start).String())
+	s.observe(result, refusal, start)
 	if refusal != nil {
 		s.renderProblem(w, refusal, user.Username)
 		return

@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	invitesv1alpha1 "github.com/rolecall/rolecall/api/v1alpha1"
+	"github.com/rolecall/rolecall/internal/metrics"
 	"github.com/rolecall/rolecall/internal/policy"
 )
 
@@ -105,6 +106,7 @@ func (w *InvitationWebhook) authorize(ctx context.Context, inv *invitesv1alpha1.
 	log := logf.FromContext(ctx).WithValues("invitation", inv.Namespace+"/"+inv.Name, "inviter", inviter.Username)
 	if !decision.Allowed {
 		log.Info("invitation denied by policy", "candidates", decision.Candidates)
+		metrics.PolicyDenials.WithLabelValues("admission").Inc()
 		return decision, apierrors.NewForbidden(invitesv1alpha1.GroupVersion.WithResource("invitations").GroupResource(), inv.Name,
 			fmt.Errorf("%s may not offer these grants: %s", inviter.Username, decision.Message(inviter)))
 	}

@@ -1,0 +1,178 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/client-go/util/retry"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+
+	invitesv1alpha1 "github.com/rolecall/rolecall/api/v1alpha1"
+	"github.com/rolecall/rolecall/internal/bindings"
+	"github.com/rolecall/rolecall/internal/delivery"
+	"github.com/rolecall/rolecall/internal/metrics"
+)
+
+// IDPGroupReconciler keeps identity provider group memberships in step with the bindings
+// that carry an idpGroup: the hook adds the user when the binding appears and removes them
+// when it goes (grant expiry, revokeGrants, upgrade Replace, deletion by hand). A finalizer
+// on the binding holds it until the "remove" succeeded; while it waits, the binding's
+// subjects are emptied so that the Kubernetes access ends at once. A failed call returns an
+// error, so the work queue retries it with exponential backoff.
+type IDPGroupReconciler struct {
+	client.Client
+	APIReader client.Reader
+	Recorder  events.EventRecorder
+	Clock     clock.PassiveClock
+	// Hook calls the identity provider; nil when the manager has no --idp-hook-url.
+	Hook *delivery.IDPHook
+	// Object is the kind of binding: a RoleBinding or a ClusterRoleBinding.
+	Object client.Object
+	Kind   string
+}
+
+// +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=rolebindings;clusterrolebindings,verbs=patch
+
+// Reconcile adds or removes the membership of one binding.
+func (r *IDPGroupReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	binding := r.Object.DeepCopyObject().(client.Object)
+	if err := r.Get(ctx, req.NamespacedName, binding); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	group := binding.GetAnnotations()[bindings.IDPGroupAnnotation]
+	if group == "" || !controllerutil.ContainsFinalizer(binding, bindings.IDPGroupFinalizer) {
+		return ctrl.Result{}, nil
+	}
+	m := membershipOf(binding, group)
+	if !binding.GetDeletionTimestamp().IsZero() {
+		return ctrl.Result{}, r.leave(ctx, binding, m)
+	}
+	if binding.GetAnnotations()[bindings.IDPGroupAddedAnnotation] != "" {
+		return ctrl.Result{}, nil
+	}
+	return ctrl.Result{}, r.join(ctx, binding, m)
+}
+
+func membershipOf(binding client.Object, group string) delivery.Membership {
+	ns, name, _ := strings.Cut(binding.GetAnnotations()[bindings.InvitationAnnotation], "/")
+	return delivery.Membership{
+		User: binding.GetAnnotations()[bindings.UsernameAnnotation], Group: group, Invitation: name, Namespace: ns,
+	}
+}
+
+func (r *IDPGroupReconciler) join(ctx context.Context, binding client.Object, m delivery.Membership) error {
+	if r.Hook == nil {
+		r.report(ctx, m, metav1.ConditionFalse, invitesv1alpha1.InvitationIDPHookNotConfiguredReason,
+			fmt.Sprintf("grants name idpGroup %s, but the manager has no --idp-hook-url: %s was not added", m.Group, m.User))
+		return nil
+	}
+	if err := r.Hook.Add(ctx, m); err != nil {
+		return r.failed(ctx, "add", m, err)
+	}
+	metrics.IDPHookCalls.WithLabelValues("add", "ok").Inc()
+	patch := client.MergeFrom(binding.DeepCopyObject().(client.Object))
+	annotations := binding.GetAnnotations()
+	annotations[bindings.IDPGroupAddedAnnotation] = r.Clock.Now().UTC().Format(time.RFC3339)
+	binding.SetAnnotations(annotations)
+	if err := r.Patch(ctx, binding, patch); err != nil {
+		// Adding again is harmless for the receiver; losing the record would skip the remove.
+		return err
+	}
+	r.report(ctx, m, metav1.ConditionTrue, invitesv1alpha1.InvitationIDPGroupAddedReason,
+		fmt.Sprintf("%s was added to identity provider group %s", m.User, m.Group))
+	return nil
+}
+
+// leave ends the Kubernetes access first (no subjects), then the membership, then lets the
+// binding go.
+func (r *IDPGroupReconciler) leave(ctx context.Context, binding client.Object, m delivery.Membership) error {
+	if err := r.emptySubjects(ctx, binding); err != nil {
+		return err
+	}
+	if binding.GetAnnotations()[bindings.IDPGroupAddedAnnotation] != "" && r.Hook != nil {
+		if err := r.Hook.Remove(ctx, m); err != nil {
+			return r.failed(ctx, "remove", m, err)
+		}
+		metrics.IDPHookCalls.WithLabelValues("remove", "ok").Inc()
+		r.report(ctx, m, metav1.ConditionTrue, invitesv1alpha1.InvitationIDPGroupRemovedReason,
+			fmt.Sprintf("%s was removed from identity provider group %s", m.User, m.Group))
+	}
+	patch := client.MergeFrom(binding.DeepCopyObject().(client.Object))
+	controllerutil.RemoveFinalizer(binding, bindings.IDPGroupFinalizer)
+	return client.IgnoreNotFound(r.Patch(ctx, binding, patch))
+}
+
+// emptySubjects matters because the API server's RBAC still honours a binding that is
+// being deleted: without it, a hook that is down would keep the grant alive.
+func (r *IDPGroupReconciler) emptySubjects(ctx context.Context, binding client.Object) error {
+	patch := client.MergeFrom(binding.DeepCopyObject().(client.Object))
+	switch b := binding.(type) {
+	case *rbacv1.RoleBinding:
+		if len(b.Subjects) == 0 {
+			return nil
+		}
+		b.Subjects = nil
+	case *rbacv1.ClusterRoleBinding:
+		if len(b.Subjects) == 0 {
+			return nil
+		}
+		b.Subjects = nil
+	}
+	return client.IgnoreNotFound(r.Patch(ctx, binding, patch))
+}
+
+func (r *IDPGroupReconciler) failed(ctx context.Context, action string, m delivery.Membership, err error) error {
+	metrics.IDPHookCalls.WithLabelValues(action, "retrying").Inc()
+	r.report(ctx, m, metav1.ConditionFalse, invitesv1alpha1.InvitationIDPHookFailedReason,
+		fmt.Sprintf("the identity provider hook could not %s %s (group %s), retrying: %v", action, m.User, m.Group, err))
+	return fmt.Errorf("identity provider hook, %s %s to %s: %w", action, m.User, m.Group, err)
+}
+
+// report records the latest outcome in the invitation's IDPGroupsSynced condition and as an
+// Event, when the invitation still exists.
+func (r *IDPGroupReconciler) report(ctx context.Context, m delivery.Membership, status metav1.ConditionStatus, reason, message string) {
+	key := client.ObjectKey{Namespace: m.Namespace, Name: m.Invitation}
+	inv := &invitesv1alpha1.Invitation{}
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if err := r.APIReader.Get(ctx, key, inv); err != nil {
+			return err
+		}
+		before := inv.DeepCopy()
+		meta.SetStatusCondition(&inv.Status.Conditions, metav1.Condition{
+			Type: invitesv1alpha1.InvitationIDPGroupsCondition, Status: status, Reason: reason, Message: message,
+			ObservedGeneration: inv.Generation,
+		})
+		return r.Status().Patch(ctx, inv, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))
+	})
+	if err != nil {
+		return
+	}
+	eventType := corev1.EventTypeNormal
+	if status == metav1.ConditionFalse {
+		eventType = corev1.EventTypeWarning
+	}
+	r.Recorder.Eventf(inv, nil, eventType, reason, "SyncIDPGroup", "%s", message)
+}
+
+// SetupWithManager watches the bindings rolecall made for one kind of binding.
+func (r *IDPGroupReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	withGroup := predicate.NewPredicateFuncs(func(obj client.Object) bool {
+		return obj.GetAnnotations()[bindings.IDPGroupAnnotation] != ""
+	})
+	return ctrl.NewControllerManagedBy(mgr).
+		For(r.Object, builder.WithPredicates(withGroup)).
+		Named("idpgroup-" + strings.ToLower(r.Kind)).
+		Complete(r)
+}
