@@ -7,7 +7,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -45,8 +44,9 @@ type DeliveryReconciler struct {
 	// Backoff is the wait after the first failure; it doubles with each failure after that.
 	Backoff time.Duration
 
-	// notBefore holds, per invitation, when the next attempt is due. It lives in memory:
-	// after a leader change the next attempt may come early, which is harmless.
+	// notBefore holds, per invitation, when the next attempt is due, in wall-clock time like
+	// the RequeueAfter that wakes it. It lives in memory: after a leader change the next
+	// attempt may come early, which is harmless.
 	notBefore sync.Map
 }
 
@@ -54,6 +54,14 @@ type DeliveryReconciler struct {
 func (r *DeliveryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	inv := &invitesv1alpha1.Invitation{}
 	if err := r.Get(ctx, req.NamespacedName, inv); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !needsDelivery(inv) {
+		return ctrl.Result{}, nil
+	}
+	// The cache may not show this controller's own last record yet: sending on its word
+	// would send the same link twice. The decision to send is made on a live read.
+	if err := r.APIReader.Get(ctx, req.NamespacedName, inv); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !needsDelivery(inv) {
@@ -117,7 +125,7 @@ func (r *DeliveryReconciler) untilDue(inv *invitesv1alpha1.Invitation) time.Dura
 	if !ok {
 		return 0
 	}
-	return due.(time.Time).Sub(r.Clock.Now())
+	return time.Until(due.(time.Time))
 }
 
 // attemptKey changes with the token, so a resend is never held back by the old one's backoff.
@@ -192,29 +200,41 @@ func (r *DeliveryReconciler) recordSent(ctx context.Context, inv *invitesv1alpha
 }
 
 func (r *DeliveryReconciler) recordFailure(ctx context.Context, inv *invitesv1alpha1.Invitation, channel string, sendErr error) (ctrl.Result, error) {
-	attempts := inv.Status.DeliveryAttempts + 1
-	reason, result := invitesv1alpha1.InvitationDeliveryRetryingReason, "retrying"
-	message := fmt.Sprintf("attempt %d of %d to deliver by %s failed: %v", attempts, r.MaxAttempts, channel, sendErr)
-	if attempts >= r.MaxAttempts || delivery.IsPermanent(sendErr) {
-		reason, result = invitesv1alpha1.InvitationDeliveryFailedReason, "failed"
-		message = fmt.Sprintf("delivery by %s failed after %d attempt(s): %v; fix the cause, then `kubectl invite resend` issues and sends a new link", channel, attempts, sendErr)
+	var attempts int32
+	var reason, message string
+	// Every failed attempt is counted, even when a redemption wrote status meanwhile:
+	// an attempt lost to a conflict would let the retries go on past MaxAttempts.
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		return r.patchDelivery(ctx, inv, func(latest *invitesv1alpha1.Invitation) {
+			attempts = latest.Status.DeliveryAttempts + 1
+			reason, message = r.failureOutcome(attempts, channel, sendErr)
+			latest.Status.DeliveryAttempts = attempts
+			setDelivered(latest, metav1.ConditionFalse, reason, message)
+		}, inv.Status.TokenID)
+	})
+	if err != nil || reason == "" {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	metrics.Deliveries.WithLabelValues(channel, result).Inc()
-	err := r.patchDelivery(ctx, inv, func(inv *invitesv1alpha1.Invitation) {
-		inv.Status.DeliveryAttempts = attempts
-		setDelivered(inv, metav1.ConditionFalse, reason, message)
-	}, inv.Status.TokenID)
-	if apierrors.IsConflict(err) {
-		return ctrl.Result{}, nil // the newer version's event retries with fresh data
-	}
-	if err != nil || reason == invitesv1alpha1.InvitationDeliveryFailedReason {
-		r.Recorder.Eventf(inv, nil, corev1.EventTypeWarning, reason, "Deliver", "%s", message)
-		return ctrl.Result{}, err
-	}
-	wait := r.Backoff << min(attempts-1, 10)
-	r.notBefore.Store(attemptKey(inv), r.Clock.Now().Add(wait))
 	r.Recorder.Eventf(inv, nil, corev1.EventTypeWarning, reason, "Deliver", "%s", message)
+	if reason == invitesv1alpha1.InvitationDeliveryFailedReason {
+		metrics.Deliveries.WithLabelValues(channel, "failed").Inc()
+		return ctrl.Result{}, nil
+	}
+	metrics.Deliveries.WithLabelValues(channel, "retrying").Inc()
+	wait := r.Backoff << min(attempts-1, 10)
+	r.notBefore.Store(attemptKey(inv), time.Now().Add(wait))
 	return ctrl.Result{RequeueAfter: wait}, nil
+}
+
+// failureOutcome says whether to try again, and what to tell people either way.
+func (r *DeliveryReconciler) failureOutcome(attempts int32, channel string, sendErr error) (reason, message string) {
+	if attempts >= r.MaxAttempts || delivery.IsPermanent(sendErr) {
+		return invitesv1alpha1.InvitationDeliveryFailedReason, fmt.Sprintf(
+			"delivery by %s failed after %d attempt(s): %v; fix the cause, then `kubectl invite resend` issues and sends a new link",
+			channel, attempts, sendErr)
+	}
+	return invitesv1alpha1.InvitationDeliveryRetryingReason,
+		fmt.Sprintf("attempt %d of %d to deliver by %s failed: %v", attempts, r.MaxAttempts, channel, sendErr)
 }
 
 func (r *DeliveryReconciler) recordNotConfigured(ctx context.Context, inv *invitesv1alpha1.Invitation) error {

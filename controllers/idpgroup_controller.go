@@ -51,18 +51,32 @@ func (r *IDPGroupReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	if err := r.Get(ctx, req.NamespacedName, binding); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	group := binding.GetAnnotations()[bindings.IDPGroupAnnotation]
-	if group == "" || !controllerutil.ContainsFinalizer(binding, bindings.IDPGroupFinalizer) {
+	if !owesHookCall(binding) {
 		return ctrl.Result{}, nil
 	}
-	m := membershipOf(binding, group)
+	// The cache may not show this controller's own last write yet; a live read keeps the
+	// hook from being called twice for the same change.
+	if err := r.APIReader.Get(ctx, req.NamespacedName, binding); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !owesHookCall(binding) {
+		return ctrl.Result{}, nil
+	}
+	m := membershipOf(binding, binding.GetAnnotations()[bindings.IDPGroupAnnotation])
 	if !binding.GetDeletionTimestamp().IsZero() {
 		return ctrl.Result{}, r.leave(ctx, binding, m)
 	}
-	if binding.GetAnnotations()[bindings.IDPGroupAddedAnnotation] != "" {
-		return ctrl.Result{}, nil
-	}
 	return ctrl.Result{}, r.join(ctx, binding, m)
+}
+
+// owesHookCall: a binding with an idpGroup whose membership is not added yet, or is being
+// deleted and still holds the finalizer.
+func owesHookCall(binding client.Object) bool {
+	annotations := binding.GetAnnotations()
+	if annotations[bindings.IDPGroupAnnotation] == "" || !controllerutil.ContainsFinalizer(binding, bindings.IDPGroupFinalizer) {
+		return false
+	}
+	return !binding.GetDeletionTimestamp().IsZero() || annotations[bindings.IDPGroupAddedAnnotation] == ""
 }
 
 func membershipOf(binding client.Object, group string) delivery.Membership {
@@ -109,7 +123,7 @@ func (r *IDPGroupReconciler) leave(ctx context.Context, binding client.Object, m
 		r.report(ctx, m, metav1.ConditionTrue, invitesv1alpha1.InvitationIDPGroupRemovedReason,
 			fmt.Sprintf("%s was removed from identity provider group %s", m.User, m.Group))
 	}
-	patch := client.MergeFrom(binding.DeepCopyObject().(client.Object))
+	patch := client.MergeFromWithOptions(binding.DeepCopyObject().(client.Object), client.MergeFromWithOptimisticLock{})
 	controllerutil.RemoveFinalizer(binding, bindings.IDPGroupFinalizer)
 	return client.IgnoreNotFound(r.Patch(ctx, binding, patch))
 }

@@ -22,6 +22,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
+	"github.com/rolecall/rolecall/internal/delivery"
+	"github.com/rolecall/rolecall/internal/mailpit"
 	"github.com/rolecall/rolecall/internal/manager"
 )
 
@@ -37,6 +39,10 @@ var (
 	fakeClock    *clocktesting.FakeClock
 	managerLog   = &syncBuffer{}
 	cancel       context.CancelFunc
+	// mailServer is a real SMTP server (mailpit) that mail delivery sends to.
+	mailServer *mailpit.Server
+	// chat receives webhook deliveries; idp receives identity provider hook calls.
+	chat, idp *receiver
 )
 
 // syncBuffer collects the manager's log output so tests can assert what it never contains.
@@ -91,8 +97,17 @@ var _ = BeforeSuite(func() {
 	Expect(err).NotTo(HaveOccurred())
 	// Whole seconds: the API server stores times to the second.
 	fakeClock = clocktesting.NewFakeClock(time.Now().Truncate(time.Second))
+	mailServer, err = mailpit.Start(context.Background(), mailpit.Options{})
+	Expect(err).NotTo(HaveOccurred())
+	chat, idp = newReceiver(), newReceiver()
 	Expect(manager.Setup(context.Background(), mgr, manager.Config{
 		PublicURL: publicURL, DefaultExpiresAfter: 72 * time.Hour, Clock: fakeClock, AllowRBACDelegation: true,
+		Mail: &delivery.Mail{
+			Host: mailServer.SMTPHost, Port: mailServer.SMTPPort, TLS: delivery.TLSNone, From: "Platform team <invites@example.com>",
+		},
+		Webhook:         &delivery.Webhook{Poster: chat.poster()},
+		IDPHook:         &delivery.IDPHook{Poster: idp.poster()},
+		DeliveryBackoff: 50 * time.Millisecond,
 	}, manager.Parts{Controllers: true})).To(Succeed())
 	cachedClient = mgr.GetClient()
 
@@ -110,6 +125,9 @@ var _ = AfterSuite(func() {
 	}
 	if testEnv != nil {
 		Expect(testEnv.Stop()).To(Succeed())
+	}
+	if mailServer != nil {
+		mailServer.Stop()
 	}
 })
 

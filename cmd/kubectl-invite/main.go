@@ -12,15 +12,18 @@ import (
 	"github.com/rolecall/rolecall/internal/cli"
 )
 
+// Exit statuses: 0 done, 1 failed, 2 refused by policy or admission (cli.ErrDenied).
 func main() {
 	streams := genericiooptions.IOStreams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr}
 	err := cli.NewRootCommand(streams).Execute()
-	switch {
-	case err == nil:
-	case errors.Is(err, cli.ErrDenied):
-		os.Exit(2)
-	default:
-		fmt.Fprintln(os.Stderr, "error:", err)
-		os.Exit(1)
+	if err == nil {
+		return
 	}
+	if msg := cli.Explain(err); msg != "" {
+		fmt.Fprintln(os.Stderr, "error:", msg)
+	}
+	if errors.Is(err, cli.ErrDenied) {
+		os.Exit(2)
+	}
+	os.Exit(1)
 }

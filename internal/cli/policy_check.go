@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -11,12 +10,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-
-	"github.com/rolecall/rolecall/internal/manager"
 )
-
-// ErrDenied means the invitation would be refused; the reason has been printed.
-var ErrDenied = errors.New("denied")
 
 func newPolicyCheckCommand(config *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams) *cobra.Command {
 	var flags invitationFlags
@@ -41,6 +35,7 @@ Exit status: 0 when allowed, 2 when denied, 1 when the question could not be ask
 		},
 	}
 	flags.bind(cmd.Flags())
+	flags.registerCompletions(cmd)
 	return cmd
 }
 
@@ -59,7 +54,7 @@ func runPolicyCheck(cmd *cobra.Command, config *genericclioptions.ConfigFlags, s
 	}
 	warnings := &warningCollector{}
 	restConfig.WarningHandler = warnings
-	c, err := client.New(restConfig, client.Options{Scheme: manager.NewScheme()})
+	c, err := client.New(restConfig, client.Options{Scheme: scheme})
 	if err != nil {
 		return err
 	}
@@ -74,18 +69,10 @@ func runPolicyCheck(cmd *cobra.Command, config *genericclioptions.ConfigFlags, s
 		return nil
 	case apierrors.IsForbidden(err) || apierrors.IsInvalid(err):
 		_, _ = fmt.Fprintf(streams.Out, "no: %s\n", apiMessage(err))
-		return ErrDenied
+		return answered{ErrDenied}
 	default:
 		return fmt.Errorf("asking the API server: %w", err)
 	}
-}
-
-func apiMessage(err error) string {
-	var status apierrors.APIStatus
-	if errors.As(err, &status) {
-		return status.Status().Message
-	}
-	return err.Error()
 }
 
 // warningCollector keeps the warnings the API server sends, where rolecall's webhook says

@@ -1,26 +1,14 @@
 package cli_test
 
 import (
-	"bytes"
-	"context"
 	"os"
 	"path/filepath"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
-	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/rolecall/rolecall/internal/cli"
 )
-
-// invite runs `kubectl invite` with the administrator's kubeconfig and returns its output.
-func invite(ctx context.Context, args ...string) (string, error) {
-	var out, errOut bytes.Buffer
-	root := cli.NewRootCommand(genericiooptions.IOStreams{In: &bytes.Buffer{}, Out: &out, ErrOut: &errOut})
-	root.SetArgs(append([]string{"--kubeconfig", kubeconfig}, args...))
-	err := root.ExecuteContext(ctx)
-	return out.String() + errOut.String(), err
-}
 
 var _ = Describe("kubectl invite policy check", func() {
 	It("says yes, and which policy allows it", func(ctx SpecContext) {

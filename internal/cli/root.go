@@ -12,8 +12,15 @@ import (
 func NewRootCommand(streams genericiooptions.IOStreams) *cobra.Command {
 	config := genericclioptions.NewConfigFlags(true)
 	root := &cobra.Command{
-		Use:           "kubectl-invite",
-		Short:         "Work with rolecall invitations",
+		Use:   "kubectl-invite",
+		Short: "Work with rolecall invitations",
+		Long: `Invite people into the cluster: an invitation offers roles through a link or a code, and
+whoever redeems it gets exactly those roles, bound to the username the API server knows
+them by.`,
+		Example: `  kubectl invite create bob -n team-a --clusterrole edit --email bob@example.com
+  kubectl invite link bob -n team-a --wait 30s
+  kubectl invite list -A
+  kubectl invite redeem https://invite.example.com/i/AbCdEf.GhIjKlMnOp`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Annotations:   map[string]string{cobra.CommandDisplayNameAnnotation: "kubectl invite"},
@@ -22,7 +29,17 @@ func NewRootCommand(streams genericiooptions.IOStreams) *cobra.Command {
 	root.SetOut(streams.Out)
 	root.SetErr(streams.ErrOut)
 	config.AddFlags(root.PersistentFlags())
-	root.AddCommand(newPolicyCommand(config, streams))
+	root.AddCommand(
+		newCreateCommand(config, streams),
+		newListCommand(config, streams),
+		newGetCommand(config, streams),
+		newLinkCommand(config, streams),
+		newRevokeCommand(config, streams),
+		newResendCommand(config, streams),
+		newRedeemCommand(config, streams),
+		newPolicyCommand(config, streams),
+	)
+	addCompletionHelp(root)
 	return root
 }
 

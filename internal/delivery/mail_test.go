@@ -136,7 +136,7 @@ var _ = Describe("Mail delivery through a real SMTP server (mailpit)", func() {
 })
 
 func closedPort() int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	l, err := (&net.ListenConfig{}).Listen(GinkgoT().Context(), "tcp", "127.0.0.1:0")
 	Expect(err).NotTo(HaveOccurred())
 	port := l.Addr().(*net.TCPAddr).Port
 	Expect(l.Close()).To(Succeed())

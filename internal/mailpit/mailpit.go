@@ -102,7 +102,7 @@ func binaryPath(explicit string) (string, error) {
 		if path == "" {
 			continue
 		}
-		if _, err := os.Stat(path); err == nil {
+		if _, err := os.Stat(path); err == nil { //nolint:gosec // the operator chooses which binary to run
 			return path, nil
 		}
 	}
@@ -118,7 +118,7 @@ func orFreePort(addr string) string {
 	if addr != "" {
 		return addr
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	l, err := (&net.ListenConfig{}).Listen(context.Background(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		return "127.0.0.1:0"
 	}

@@ -93,6 +93,9 @@ func (s *Server) claim(ctx context.Context, known *invitesv1alpha1.Invitation, u
 			if !latest {
 				continue
 			}
+			if refusal, err := s.redeemAgain(ctx, inv, user); refusal != nil || err != nil {
+				return inv, refused, refusal, err
+			}
 			return inv, alreadyRedeemed, nil, nil
 		}
 		if refusal := usable(inv, now); refusal != nil {
@@ -145,8 +148,29 @@ func inProgressOrRecent(inv *invitesv1alpha1.Invitation, user string) bool {
 		slices.ContainsFunc(inv.Status.Redemptions, func(r invitesv1alpha1.Redemption) bool { return r.User == user })
 }
 
-// usable says why the invitation cannot be redeemed now, or nil.
-func usable(inv *invitesv1alpha1.Invitation, now time.Time) *Error {
+// redeemAgain decides whether a person the invitation already counted may have their
+// bindings (re)made without a new use. A claim still pending (a retry after a failure or a
+// crash) may finish unless the invitation was closed meanwhile; it may use the last place,
+// which the claim itself took. A finished redemption whose bindings are gone was undone on
+// purpose (by hand, grant expiry or revokeGrants): presenting the token again must not
+// bring the grants back.
+func (s *Server) redeemAgain(ctx context.Context, inv *invitesv1alpha1.Invitation, user string) (*Error, error) {
+	if refusal := closed(inv); refusal != nil {
+		return refusal, nil
+	}
+	if slices.ContainsFunc(inv.Status.PendingRedemptions, func(p invitesv1alpha1.PendingRedemption) bool { return p.User == user }) {
+		return nil, nil
+	}
+	// The cache said the bindings are missing; it may only lag behind another replica.
+	held, err := bindings.Holds(ctx, s.Live, inv, user)
+	if err != nil || held {
+		return nil, err
+	}
+	return errGrantsRemoved, nil
+}
+
+// closed says why nobody may redeem the invitation any more, whatever their history.
+func closed(inv *invitesv1alpha1.Invitation) *Error {
 	switch {
 	case inv.Spec.Revoked:
 		return errRevoked
@@ -154,6 +178,16 @@ func usable(inv *invitesv1alpha1.Invitation, now time.Time) *Error {
 		return errDeclined
 	case meta.IsStatusConditionFalse(inv.Status.Conditions, invitesv1alpha1.InvitationPolicyAllowedCondition):
 		return errPolicyDenied
+	}
+	return nil
+}
+
+// usable says why the invitation cannot be redeemed now, or nil.
+func usable(inv *invitesv1alpha1.Invitation, now time.Time) *Error {
+	if refusal := closed(inv); refusal != nil {
+		return refusal
+	}
+	switch {
 	case inv.Status.TokenID == "" || inv.Status.ExpiresAt == nil:
 		return errUnknownToken
 	case !now.Before(inv.Status.ExpiresAt.Time):

@@ -134,6 +134,7 @@ var headings = map[string]string{
 	"expired":            "This invitation has expired",
 	"exhausted":          "This invitation has been used up",
 	"revoked":            "This invitation was withdrawn",
+	"grants_removed":     "Your access from this invitation was removed",
 	"declined":           "This invitation was declined",
 	"email_mismatch":     "This invitation is for another account",
 	"email_unverified":   "Your email address is not verified",

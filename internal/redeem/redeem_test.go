@@ -219,6 +219,36 @@ var _ = Describe("Redeeming", func() {
 		Entry("no credential", nil, nil, func() string { return "" }, http.StatusUnauthorized, "unauthenticated"),
 	)
 
+	Context("for a person it already counted, whose grants were removed since", func() {
+		DescribeTable("does not bring the grants back when the token is presented again",
+			func(ctx SpecContext, close func(context.Context, *invitesv1alpha1.Invitation), code string) {
+				inv, tok := issue(ctx, ns, func(s *invitesv1alpha1.InvitationSpec) { s.MaxUses = 3 })
+				erin := person("erin")
+				Expect(redeemEventually(ctx, replicas[0], erin, tok).status).To(Equal(http.StatusCreated))
+				Eventually(settled(ctx, inv)).WithPolling(250 * time.Millisecond).Should(BeEmpty())
+				Expect(k8sClient.DeleteAllOf(ctx, &rbacv1.RoleBinding{}, client.InNamespace(ns),
+					client.MatchingLabels{bindings.UserLabel: bindings.UserHash("oidc:erin")})).To(Succeed())
+				if close != nil {
+					close(ctx, inv)
+				}
+
+				for _, r := range replicas {
+					Eventually(func(g Gomega) {
+						a := redeemAt(ctx, r, erin, tok)
+						g.Expect(a.status).To(Equal(http.StatusGone), "%v", a.body)
+						g.Expect(a.body).To(HaveKeyWithValue("code", code))
+					}).Should(Succeed())
+				}
+				Consistently(func() []rbacv1.RoleBinding { return bindingsOf(ctx, inv) }).WithTimeout(time.Second).Should(BeEmpty())
+				Expect(latest(ctx, inv).Status.Uses).To(BeEquivalentTo(1))
+			},
+			Entry("removed by hand, the invitation still open", nil, "grants_removed"),
+			Entry("removed with the invitation revoked", func(ctx context.Context, inv *invitesv1alpha1.Invitation) {
+				Expect(k8sClient.Patch(ctx, inv, client.RawPatch(types.MergePatchType, []byte(`{"spec":{"revoked":true}}`)))).To(Succeed())
+			}, "revoked"),
+		)
+	})
+
 	It("matches a private invitation's email case-insensitively", func(ctx SpecContext) {
 		_, tok := issue(ctx, ns, func(s *invitesv1alpha1.InvitationSpec) { s.Email = "alice@example.com" })
 		a := redeemEventually(ctx, replicas[0], person("alice-mixed", withEmail("Alice@Example.COM", true)), tok)

@@ -4,8 +4,11 @@ package webhook
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
 
+	jsonpatch "gomodules.xyz/jsonpatch/v2"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -31,22 +34,33 @@ type InvitationWebhook struct {
 }
 
 var (
-	_ admission.Defaulter[*invitesv1alpha1.Invitation] = &InvitationWebhook{}
+	_ admission.Handler                                = &InviterStamp{}
 	_ admission.Validator[*invitesv1alpha1.Invitation] = &InvitationWebhook{}
 )
 
-// Default records who is creating the invitation. A client-supplied inviter is left as it
-// is, so that validation can refuse it if it is not the requester.
-func (w *InvitationWebhook) Default(ctx context.Context, inv *invitesv1alpha1.Invitation) error {
-	req, err := admission.RequestFromContext(ctx)
-	if err != nil {
-		return apierrors.NewInternalError(err)
+// InviterStamp records who is creating the invitation. It answers with a single JSON patch
+// that adds spec.inviter, rather than re-encoding the whole object the way a typed
+// defaulter does: that would rewrite every field whose encoding differs from what the
+// client sent (expiresAfter "72h" comes back "72h0m0s"), and a GitOps tool applying the
+// same manifest again would then see a change. A client-supplied inviter is left as it is,
+// so that validation can refuse it if it is not the requester.
+type InviterStamp struct{}
+
+// Handle implements admission.Handler.
+func (s *InviterStamp) Handle(_ context.Context, req admission.Request) admission.Response {
+	var sent struct {
+		Spec struct {
+			Inviter *invitesv1alpha1.Inviter `json:"inviter"`
+		} `json:"spec"`
 	}
-	if inv.Spec.Inviter == nil {
-		inviter := InviterFromUserInfo(req.UserInfo)
-		inv.Spec.Inviter = &inviter
+	if err := json.Unmarshal(req.Object.Raw, &sent); err != nil {
+		return admission.Errored(http.StatusBadRequest, err)
 	}
-	return nil
+	if sent.Spec.Inviter != nil {
+		return admission.Allowed("")
+	}
+	inviter := InviterFromUserInfo(req.UserInfo)
+	return admission.Patched("", jsonpatch.NewOperation("add", "/spec/inviter", inviter))
 }
 
 // ValidateCreate allows the invitation if its inviter is the requester and may grant it.

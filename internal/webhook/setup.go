@@ -3,16 +3,21 @@ package webhook
 import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	invitesv1alpha1 "github.com/rolecall/rolecall/api/v1alpha1"
 	"github.com/rolecall/rolecall/internal/policy"
 )
 
+// InviterStampPath is where the API server sends new invitations to have their inviter
+// recorded (see the kubebuilder:webhook marker in invitation.go).
+const InviterStampPath = "/mutate-invites-rolecall-dev-v1alpha1-invitation"
+
 // Setup registers both webhooks with the manager's webhook server.
 func Setup(mgr ctrl.Manager, authorizer *policy.Authorizer) error {
 	invitations := &InvitationWebhook{Authorizer: authorizer}
+	mgr.GetWebhookServer().Register(InviterStampPath, &webhook.Admission{Handler: &InviterStamp{}})
 	err := builder.WebhookManagedBy(mgr, &invitesv1alpha1.Invitation{}).
-		WithDefaulter(invitations).
 		WithValidator(invitations).
 		Complete()
 	if err != nil {

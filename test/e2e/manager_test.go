@@ -1,7 +1,10 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -14,9 +17,14 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	"github.com/onsi/gomega/gexec"
+	appsv1 "k8s.io/api/apps/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	invitesv1alpha1 "github.com/rolecall/rolecall/api/v1alpha1"
@@ -41,6 +49,36 @@ func get(ctx context.Context, url string) (int, string, error) {
 	defer func() { _ = resp.Body.Close() }()
 	body, err := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(body), err
+}
+
+// renderConfig renders a folder of config/ with the control plane's kubectl.
+func renderConfig(ctx context.Context, dir string) []*unstructured.Unstructured {
+	kubectl := filepath.Join(os.Getenv("KUBEBUILDER_ASSETS"), "kubectl")
+	rendered, err := exec.CommandContext(ctx, kubectl, "kustomize", filepath.Join("..", "..", "config", dir)).Output() //nolint:gosec // the control plane's own kubectl
+	Expect(err).NotTo(HaveOccurred())
+	var objs []*unstructured.Unstructured
+	decoder := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(rendered), 4096)
+	for {
+		obj := &unstructured.Unstructured{}
+		err := decoder.Decode(&obj.Object)
+		if errors.Is(err, io.EOF) {
+			return objs
+		}
+		Expect(err).NotTo(HaveOccurred())
+		objs = append(objs, obj)
+	}
+}
+
+// decodeRendered finds the object of that kind and name among the rendered ones and
+// decodes it into out.
+func decodeRendered(objs []*unstructured.Unstructured, kind, name string, out any) {
+	for _, obj := range objs {
+		if obj.GetKind() == kind && obj.GetName() == name {
+			Expect(runtime.DefaultUnstructuredConverter.FromUnstructured(obj.Object, out)).To(Succeed())
+			return
+		}
+	}
+	Fail(fmt.Sprintf("no %s %s among the rendered objects", kind, name))
 }
 
 var _ = Describe("The manager binary", Ordered, func() {
@@ -133,6 +171,80 @@ var _ = Describe("The manager binary", Ordered, func() {
 		out, err := exec.CommandContext(ctx, kubectl, "--kubeconfig="+kubeconfig, "apply", "--dry-run=server", "--server-side", "-f", manifests).CombinedOutput() //nolint:gosec // as above
 		Expect(err).NotTo(HaveOccurred(), string(out))
 		Expect(string(out)).To(ContainSubstring("deployment.apps/rolecall-manager serverside-applied (server dry run)"))
+		for _, applied := range []string{"service/rolecall-redeem", "service/rolecall-metrics", "poddisruptionbudget.policy/rolecall-manager"} {
+			Expect(string(out)).To(ContainSubstring(applied + " serverside-applied (server dry run)"))
+		}
+	})
+
+	It("runs from config/default on two nodes if it can, with a disruption budget and probes per server", func(ctx SpecContext) {
+		objs := renderConfig(ctx, "default")
+		deployment := &appsv1.Deployment{}
+		decodeRendered(objs, "Deployment", "rolecall-manager", deployment)
+		Expect(deployment.Spec.Replicas).To(HaveValue(BeEquivalentTo(2)))
+		anti := deployment.Spec.Template.Spec.Affinity.PodAntiAffinity.PreferredDuringSchedulingIgnoredDuringExecution
+		Expect(anti).To(ContainElement(HaveField("PodAffinityTerm.TopologyKey", "kubernetes.io/hostname")))
+
+		manager := deployment.Spec.Template.Spec.Containers[0]
+		Expect(manager.Args).To(ContainElement("--leader-elect"))
+		Expect(manager.Ports).To(ContainElement(corev1.ContainerPort{Name: "redeem", ContainerPort: 8082}))
+		Expect(manager.ReadinessProbe.HTTPGet).To(HaveField("Path", "/readyz"))
+		Expect(manager.ReadinessProbe.HTTPGet.Port.String()).To(Equal("redeem"), "ready while the redemption server answers on its own port")
+		Expect(manager.StartupProbe.HTTPGet.Port.String()).To(Equal("probes"), "not ready before the webhook server serves")
+		Expect(*manager.SecurityContext.ReadOnlyRootFilesystem).To(BeTrue())
+		Expect(manager.SecurityContext.Capabilities.Drop).To(ConsistOf(corev1.Capability("ALL")))
+		Expect(manager.Resources.Requests).NotTo(BeEmpty())
+		Expect(manager.Resources.Limits).To(HaveKey(corev1.ResourceMemory))
+
+		pdb := &policyv1.PodDisruptionBudget{}
+		decodeRendered(objs, "PodDisruptionBudget", "rolecall-manager", pdb)
+		Expect(pdb.Spec.MinAvailable.IntValue()).To(Equal(1))
+		Expect(pdb.Spec.Selector.MatchLabels).To(Equal(deployment.Spec.Selector.MatchLabels))
+
+		redeem := &corev1.Service{}
+		decodeRendered(objs, "Service", "rolecall-redeem", redeem)
+		Expect(redeem.Spec.Selector).To(Equal(deployment.Spec.Selector.MatchLabels))
+		Expect(redeem.Spec.Ports).To(ConsistOf(HaveField("Port", BeEquivalentTo(80))))
+		Expect(redeem.Spec.Ports[0].TargetPort.String()).To(Equal("redeem"))
+	})
+
+	It("mounts delivery credentials and templates from config/default only if they exist", func(ctx SpecContext) {
+		deployment := &appsv1.Deployment{}
+		decodeRendered(renderConfig(ctx, "default"), "Deployment", "rolecall-manager", deployment)
+		manager := deployment.Spec.Template.Spec.Containers[0]
+		Expect(manager.Args).To(ContainElements("--smtp-credentials-dir=/etc/rolecall/smtp", "--mail-templates-dir=/etc/rolecall/mail-templates",
+			"--delivery-webhook-secret-file=/etc/rolecall/hooks/delivery-webhook", "--idp-hook-secret-file=/etc/rolecall/hooks/idp-hook"))
+		Expect(manager.VolumeMounts).To(ContainElements(
+			corev1.VolumeMount{Name: "smtp", MountPath: "/etc/rolecall/smtp", ReadOnly: true},
+			corev1.VolumeMount{Name: "mail-templates", MountPath: "/etc/rolecall/mail-templates", ReadOnly: true},
+			corev1.VolumeMount{Name: "hooks", MountPath: "/etc/rolecall/hooks", ReadOnly: true}))
+		volumes := map[string]corev1.Volume{}
+		for _, v := range deployment.Spec.Template.Spec.Volumes {
+			volumes[v.Name] = v
+		}
+		Expect(volumes["smtp"].Secret).To(HaveField("SecretName", "rolecall-smtp"))
+		Expect(volumes["smtp"].Secret.Optional).To(HaveValue(BeTrue()))
+		Expect(volumes["hooks"].Secret).To(HaveField("SecretName", "rolecall-hooks"))
+		Expect(volumes["hooks"].Secret.Optional).To(HaveValue(BeTrue()))
+		Expect(volumes["mail-templates"].ConfigMap).To(HaveField("Name", "rolecall-mail-templates"))
+		Expect(volumes["mail-templates"].ConfigMap.Optional).To(HaveValue(BeTrue()))
+	})
+
+	It("leaves the ServiceMonitor out of config/default, and config/prometheus's selects the metrics Service", func(ctx SpecContext) {
+		objs := renderConfig(ctx, "default")
+		Expect(objs).NotTo(ContainElement(HaveField("Object", HaveKeyWithValue("kind", "ServiceMonitor"))))
+		metrics := &corev1.Service{}
+		decodeRendered(objs, "Service", "rolecall-metrics", metrics)
+		Expect(metrics.Spec.Ports).To(ConsistOf(HaveField("Name", "metrics")))
+
+		monitor := &unstructured.Unstructured{}
+		decodeRendered(renderConfig(ctx, "prometheus"), "ServiceMonitor", "rolecall-manager", monitor)
+		selector, _, _ := unstructured.NestedStringMap(monitor.Object, "spec", "selector", "matchLabels")
+		Expect(selector).NotTo(BeEmpty())
+		for key, value := range selector {
+			Expect(metrics.Labels).To(HaveKeyWithValue(key, value), "the ServiceMonitor selects the metrics Service")
+		}
+		endpoints, _, _ := unstructured.NestedSlice(monitor.Object, "spec", "endpoints")
+		Expect(endpoints).To(ConsistOf(HaveKeyWithValue("port", "metrics")))
 	})
 
 	It("renders the cert-manager variant", func(ctx SpecContext) {
