@@ -93,6 +93,7 @@ func (r *IDPGroupReconciler) join(ctx context.Context, binding client.Object, m 
 		return nil
 	}
 	if err := r.Hook.Add(ctx, m); err != nil {
+		// A refusal (4xx) is reported and not retried: asking again gets the same answer.
 		return r.failed(ctx, "add", m, err)
 	}
 	metrics.IDPHookCalls.WithLabelValues("add", "ok").Inc()
@@ -116,12 +117,19 @@ func (r *IDPGroupReconciler) leave(ctx context.Context, binding client.Object, m
 		return err
 	}
 	if binding.GetAnnotations()[bindings.IDPGroupAddedAnnotation] != "" && r.Hook != nil {
-		if err := r.Hook.Remove(ctx, m); err != nil {
+		err := r.Hook.Remove(ctx, m)
+		if err != nil && !delivery.IsPermanent(err) {
 			return r.failed(ctx, "remove", m, err)
 		}
-		metrics.IDPHookCalls.WithLabelValues("remove", "ok").Inc()
-		r.report(ctx, m, metav1.ConditionTrue, invitesv1alpha1.InvitationIDPGroupRemovedReason,
-			fmt.Sprintf("%s was removed from identity provider group %s", m.User, m.Group))
+		if err != nil {
+			// Refused for good: the binding goes anyway rather than linger; the condition
+			// and the Event tell people to remove the membership by hand.
+			_ = r.failed(ctx, "remove", m, err)
+		} else {
+			metrics.IDPHookCalls.WithLabelValues("remove", "ok").Inc()
+			r.report(ctx, m, metav1.ConditionTrue, invitesv1alpha1.InvitationIDPGroupRemovedReason,
+				fmt.Sprintf("%s was removed from identity provider group %s", m.User, m.Group))
+		}
 	}
 	patch := client.MergeFromWithOptions(binding.DeepCopyObject().(client.Object), client.MergeFromWithOptimisticLock{})
 	controllerutil.RemoveFinalizer(binding, bindings.IDPGroupFinalizer)
@@ -147,7 +155,15 @@ func (r *IDPGroupReconciler) emptySubjects(ctx context.Context, binding client.O
 	return client.IgnoreNotFound(r.Patch(ctx, binding, patch))
 }
 
+// failed reports a hook failure. One worth retrying returns an error, so the work queue
+// tries again with exponential backoff; a refusal is reported as final and returns nil.
 func (r *IDPGroupReconciler) failed(ctx context.Context, action string, m delivery.Membership, err error) error {
+	if delivery.IsPermanent(err) {
+		metrics.IDPHookCalls.WithLabelValues(action, "failed").Inc()
+		r.report(ctx, m, metav1.ConditionFalse, invitesv1alpha1.InvitationIDPHookFailedReason,
+			fmt.Sprintf("the identity provider hook refused to %s %s (group %s), not retried: %v; fix it in the identity provider by hand", action, m.User, m.Group, err))
+		return nil
+	}
 	metrics.IDPHookCalls.WithLabelValues(action, "retrying").Inc()
 	r.report(ctx, m, metav1.ConditionFalse, invitesv1alpha1.InvitationIDPHookFailedReason,
 		fmt.Sprintf("the identity provider hook could not %s %s (group %s), retrying: %v", action, m.User, m.Group, err))

@@ -89,3 +89,29 @@ var _ = Describe("The identity provider hook", func() {
 func objectMeta(key client.ObjectKey) metav1.ObjectMeta {
 	return metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}
 }
+
+var _ = Describe("The identity provider hook, when it refuses", func() {
+	It("reports a refused add once and does not retry it", func(ctx SpecContext) {
+		ns := newNamespace(ctx)
+		group := "refused-" + ns
+		idp.answerWith(func(body map[string]any) int {
+			if body["group"] == group {
+				return http.StatusUnprocessableEntity
+			}
+			return http.StatusNoContent
+		})
+		DeferCleanup(func() { idp.answerWith(nil) })
+		inv := newInvitation(ns, "jo", func(i *invitesv1alpha1.Invitation) { i.Spec.Grants[0].IDPGroup = group })
+		Expect(k8sClient.Create(ctx, inv)).To(Succeed())
+		inv = eventuallyPhase(ctx, inv, invitesv1alpha1.PhaseActive)
+		_, err := bindings.Ensure(ctx, k8sClient, inv, "oidc:jo", nil)
+		Expect(err).NotTo(HaveOccurred())
+
+		Eventually(func(g Gomega) {
+			cond := meta.FindStatusCondition(getInvitation(ctx, g, inv).Status.Conditions, invitesv1alpha1.InvitationIDPGroupsCondition)
+			g.Expect(cond).NotTo(BeNil())
+			g.Expect(cond.Message).To(ContainSubstring("not retried"))
+		}).Should(Succeed())
+		Consistently(func() []map[string]any { return idp.callsFor("group", group) }).WithTimeout(time.Second).Should(HaveLen(1))
+	})
+})

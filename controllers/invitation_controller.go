@@ -6,6 +6,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -15,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -67,8 +69,10 @@ func (r *InvitationReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !inv.DeletionTimestamp.IsZero() {
-		// The token Secret is owned by the invitation and goes with it.
-		return ctrl.Result{}, nil
+		return ctrl.Result{}, r.finishDeletion(ctx, inv)
+	}
+	if changed, err := r.keepFinalizer(ctx, inv); changed || err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 
 	before := inv.DeepCopy()
@@ -102,6 +106,11 @@ func (r *InvitationReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	}
 	if err := r.applyToken(ctx, inv, plan); err != nil {
 		return ctrl.Result{}, err
+	}
+	if revokesGrants(inv) {
+		if err := r.revokeGrants(ctx, inv); err != nil {
+			return ctrl.Result{}, err
+		}
 	}
 	r.recordTransition(before, inv)
 	return soonest(scheduleExpiry(inv, now), pendingDue), nil
@@ -168,10 +177,19 @@ func (r *InvitationReconciler) SetupWithManager(mgr ctrl.Manager) error {
 			builder.WithPredicates(predicate.NewPredicateFuncs(isCustomTokenSecret))).
 		Watches(&invitesv1alpha1.RoleGrantPolicy{}, handler.EnqueueRequestsFromMapFunc(r.invitationsForPolicy),
 			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&rbacv1.RoleBinding{}, handler.EnqueueRequestsFromMapFunc(r.invitationOfNewBinding), onlyCreated).
+		Watches(&rbacv1.ClusterRoleBinding{}, handler.EnqueueRequestsFromMapFunc(r.invitationOfNewBinding), onlyCreated).
 		Named("invitation").
 		WithOptions(controller.Options{MaxConcurrentReconciles: max(1, r.Workers)}).
 		Complete(r)
 }
+
+// onlyCreated passes creations: a revoked invitation cares about bindings that appear.
+var onlyCreated = builder.WithPredicates(predicate.Funcs{
+	UpdateFunc:  func(event.UpdateEvent) bool { return false },
+	DeleteFunc:  func(event.DeleteEvent) bool { return false },
+	GenericFunc: func(event.GenericEvent) bool { return false },
+})
 
 func isCustomTokenSecret(obj client.Object) bool {
 	return obj.GetLabels()[invitesv1alpha1.TokenLabel] == invitesv1alpha1.TokenLabelCustom

@@ -51,6 +51,10 @@ func (r *InvitationReconciler) settlePending(ctx context.Context, inv *invitesv1
 			wake(min(due, settleAfter))
 			continue
 		}
+		if revokesGrants(inv) {
+			// The grants were taken back: an interrupted redemption does not bring them.
+			continue
+		}
 		if _, err := bindings.Ensure(ctx, r.Live, inv, p.User, bindings.ExpiresAt(inv, p.ClaimedAt.Time)); err != nil {
 			return 0, err
 		}

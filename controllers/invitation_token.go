@@ -24,7 +24,7 @@ const (
 	tokenSecretSuffix = "-invitation-token"
 	// tokenIDAnnotation on a token Secret records which token ID its token has, so a Secret
 	// that lags behind status (a write lost in a crash) is recognised and replaced.
-	tokenIDAnnotation = "invites.rolecall.dev/token-id"
+	tokenIDAnnotation = invitesv1alpha1.TokenIDAnnotation
 	// tokenTypeAnnotation on a token Secret records which spec.tokenType produced it, so a
 	// change of type issues a new token.
 	tokenTypeAnnotation = "invites.rolecall.dev/token-type"

@@ -20,6 +20,14 @@ const (
 	// Any value works; `kubectl invite resend` writes the current time.
 	ResendAnnotation = "invites.rolecall.dev/resend"
 
+	// RevokeGrantsFinalizer holds an Invitation with spec.revokeGrants until the bindings it
+	// made are deleted, so deleting the Invitation also takes its grants away.
+	RevokeGrantsFinalizer = "invites.rolecall.dev/revoke-grants"
+
+	// TokenIDAnnotation on a token Secret records which token ID its token has: status is
+	// written before the Secret, so a reader compares the two to know the Secret is current.
+	TokenIDAnnotation = "invites.rolecall.dev/token-id"
+
 	// TokenSecretKey is the key of the token in a token Secret (issued or custom).
 	TokenSecretKey = "token"
 	// URLSecretKey is the key of the redemption URL in an issued token Secret.

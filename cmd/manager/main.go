@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/netip"
 	"net/url"
 	"os"
 	"strings"
@@ -38,6 +39,7 @@ type options struct {
 
 	redeemAddr             string
 	allowedRedirectOrigins []string
+	trustedProxies         []netip.Prefix
 	authenticationConfig   string
 	oidc                   identity.LegacyOIDC
 	oidcRequiredClaims     []string
@@ -67,6 +69,19 @@ func (o *options) bind(fs *flag.FlagSet) {
 			if origin = strings.TrimSpace(origin); origin != "" {
 				o.allowedRedirectOrigins = append(o.allowedRedirectOrigins, origin)
 			}
+		}
+		return nil
+	})
+	fs.Func("trusted-proxies", "Comma-separated networks (CIDR) of the proxies in front of the redemption server, such as the Ingress controller's pods: for their requests, rate limits count the client named in X-Forwarded-For.", func(v string) error {
+		for _, cidr := range strings.Split(v, ",") {
+			if cidr = strings.TrimSpace(cidr); cidr == "" {
+				continue
+			}
+			prefix, err := netip.ParsePrefix(cidr)
+			if err != nil {
+				return fmt.Errorf("%q is not a network such as 10.0.0.0/8: %w", cidr, err)
+			}
+			o.trustedProxies = append(o.trustedProxies, prefix.Masked())
 		}
 		return nil
 	})
@@ -176,7 +191,7 @@ func run(ctx context.Context, opts options) error {
 	cfg := manager.Config{
 		PublicURL: opts.publicURL, DefaultExpiresAfter: opts.defaultExpiresAfter, AllowRBACDelegation: opts.allowRBACDelegation,
 		Authenticator: authn, RedeemBindAddress: opts.redeemAddr, AllowedRedirectOrigins: opts.allowedRedirectOrigins,
-		SignIn: signIn, InvitationWorkers: opts.invitationWorkers,
+		SignIn: signIn, InvitationWorkers: opts.invitationWorkers, TrustedProxies: opts.trustedProxies,
 	}
 	opts.delivery.apply(&cfg)
 	if err := manager.Setup(ctx, mgr, cfg, manager.Parts{Controllers: true, Webhooks: true, Redemption: true}); err != nil {

@@ -244,3 +244,30 @@ func scopes(inv *invitesv1alpha1.Invitation) []scope {
 	}
 	return out
 }
+
+// RemoveAll deletes every binding the invitation made, for every user: what revokeGrants
+// promises. It lists through reader (the manager's cache holds only rolecall's bindings)
+// and deletes through writer. It returns how many it deleted.
+func RemoveAll(ctx context.Context, reader client.Reader, writer client.Client, inv *invitesv1alpha1.Invitation) (int, error) {
+	removed := 0
+	for _, list := range []client.ObjectList{&rbacv1.RoleBindingList{}, &rbacv1.ClusterRoleBindingList{}} {
+		if err := reader.List(ctx, list, client.MatchingLabels{InvitationUIDLabel: string(inv.UID)}); err != nil {
+			return removed, err
+		}
+		err := meta.EachListItem(list, func(obj runtime.Object) error {
+			binding := obj.(client.Object)
+			if !binding.GetDeletionTimestamp().IsZero() {
+				return nil
+			}
+			if err := writer.Delete(ctx, binding); client.IgnoreNotFound(err) != nil {
+				return err
+			}
+			removed++
+			return nil
+		})
+		if err != nil {
+			return removed, err
+		}
+	}
+	return removed, nil
+}

@@ -22,7 +22,7 @@ import (
 // tokenIDAnnotation is what the controller writes on a token Secret to say which token it
 // holds. Status is written before the Secret, so for a moment after each issuance the
 // Secret still holds the previous token; comparing the two keeps link from printing it.
-const tokenIDAnnotation = "invites.rolecall.dev/token-id"
+const tokenIDAnnotation = invitesv1alpha1.TokenIDAnnotation
 
 // pollInterval is how often link --wait looks again.
 const pollInterval = 500 * time.Millisecond

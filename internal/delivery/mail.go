@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -36,7 +37,8 @@ type Mail struct {
 	// From is the sender address, such as "rolecall <invites@example.com>".
 	From string
 	// CredentialsDir, if set, holds files "username" and "password" (a Secret mounted
-	// there), read for every message so that a rotated password needs no restart.
+	// there), read for every message so that a rotated password needs no restart. Without a
+	// "username" file (an optional Secret that does not exist) mail is sent unauthenticated.
 	CredentialsDir string
 	// TemplatesDir, if set, holds template overrides (see templates.go).
 	TemplatesDir string
@@ -132,6 +134,9 @@ func (m *Mail) auth() ([]mail.Option, error) {
 		return nil, nil
 	}
 	username, err := readTrimmed(filepath.Join(m.CredentialsDir, "username"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
 	if err != nil {
 		return nil, err
 	}

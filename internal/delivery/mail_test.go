@@ -107,6 +107,13 @@ var _ = Describe("Mail delivery through a real SMTP server (mailpit)", func() {
 			Expect(onlyMessage(ctx, server).Subject).To(ContainSubstring("invited you"))
 		})
 
+		It("sends unauthenticated when the credentials folder holds no username (an optional Secret that is absent)", func(ctx SpecContext) {
+			server := startMailpit(ctx)
+			m := mailTo(server)
+			m.CredentialsDir = GinkgoT().TempDir()
+			Expect(m.Send(ctx, invite)).To(Succeed())
+		})
+
 		It("refuses a server whose certificate the CA does not vouch for", func(ctx SpecContext) {
 			certFile, keyFile := selfSignedCertificate()
 			otherCA, _ := selfSignedCertificate()

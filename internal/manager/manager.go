@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"net"
+	"net/netip"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -50,6 +51,8 @@ type Config struct {
 	RedeemListener net.Listener
 	// AllowedRedirectOrigins are where redemptions may send people afterwards.
 	AllowedRedirectOrigins []string
+	// TrustedProxies are the proxies whose X-Forwarded-For names the client.
+	TrustedProxies []netip.Prefix
 	// InvitationWorkers is how many invitations the controller reconciles at once.
 	InvitationWorkers int
 	// SignIn, when set, lets people redeem from the browser.
@@ -179,7 +182,7 @@ func addRedemption(ctx context.Context, mgr ctrl.Manager, cfg Config, authorizer
 		Reader: mgr.GetClient(), Live: live, HashKey: key,
 		Authenticator: cfg.Authenticator, Authorizer: authorizer, Clock: cfg.Clock,
 		Recorder: mgr.GetEventRecorder("rolecall-redeem"), Log: mgr.GetLogger().WithName("redeem"),
-		AllowedRedirectOrigins: cfg.AllowedRedirectOrigins, SignIn: cfg.SignIn,
+		AllowedRedirectOrigins: cfg.AllowedRedirectOrigins, SignIn: cfg.SignIn, TrustedProxies: cfg.TrustedProxies,
 	}
 	return mgr.Add(&redeem.Runnable{Server: server, Addr: cfg.RedeemBindAddress, Listener: cfg.RedeemListener})
 }

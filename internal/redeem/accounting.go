@@ -109,6 +109,9 @@ func (s *Server) claim(ctx context.Context, known *invitesv1alpha1.Invitation, u
 		inv.Status.PendingRedemptions = append(s.unsettled(ctx, inv),
 			invitesv1alpha1.PendingRedemption{User: user, ClaimedAt: metav1.NewTime(now)})
 		record := invitesv1alpha1.Redemption{User: user, RedeemedAt: metav1.NewTime(now)}
+		if at := bindings.ExpiresAt(inv, now); at != nil {
+			record.GrantsExpireAt = &metav1.Time{Time: *at}
+		}
 		inv.Status.Redemptions = append(inv.Status.Redemptions, record)
 		if len(inv.Status.Redemptions) > maxRedemptions {
 			inv.Status.Redemptions = inv.Status.Redemptions[len(inv.Status.Redemptions)-maxRedemptions:]

@@ -71,7 +71,7 @@ var (
 // limits as the API: a wrong token spends the client's budget and counts toward locking
 // its token ID.
 func (s *Server) findForBrowser(w http.ResponseWriter, r *http.Request) (*invitesv1alpha1.Invitation, *Error) {
-	client := clientOf(r)
+	client := s.clientOf(r)
 	if wait := s.limits().clientBlocked(client); wait > 0 {
 		retryAfter(w, wait)
 		return nil, errRateLimited

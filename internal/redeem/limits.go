@@ -3,6 +3,8 @@ package redeem
 import (
 	"net"
 	"net/http"
+	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
@@ -125,10 +127,42 @@ func (l *limiter) idFailed(id string) {
 
 // clientOf is the remote address without its port. Behind a proxy every client shares the
 // proxy's address; put the limits at the proxy, or run the server where it sees clients.
-func clientOf(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
+// clientOf is the address a client's attempts are counted against. Behind a proxy every
+// request comes from the proxy, so for a peer in TrustedProxies the client is the last
+// address in X-Forwarded-For that is not itself a trusted proxy: the right-most entries are
+// the ones the trusted proxies added, while everything to their left is whatever the client
+// chose to send. Without trusted proxies the header is ignored, since anyone could forge it.
+func (s *Server) clientOf(r *http.Request) string {
+	peer, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
-		return r.RemoteAddr
+		peer = r.RemoteAddr
 	}
-	return host
+	if !s.trusted(peer) {
+		return peer
+	}
+	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+	for i := len(hops) - 1; i >= 0; i-- {
+		hop := strings.TrimSpace(hops[i])
+		if _, err := netip.ParseAddr(hop); err != nil {
+			return peer // a malformed chain is not evidence of anything
+		}
+		if !s.trusted(hop) {
+			return hop
+		}
+	}
+	return peer
+}
+
+func (s *Server) trusted(addr string) bool {
+	ip, err := netip.ParseAddr(addr)
+	if err != nil {
+		return false
+	}
+	ip = ip.Unmap()
+	for _, p := range s.TrustedProxies {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
 }

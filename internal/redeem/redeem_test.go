@@ -269,7 +269,7 @@ var _ = Describe("Redeeming", func() {
 		Expect(redeemEventually(ctx, replicas[1], erin, tokenOf(ctx, inv)).status).To(Equal(http.StatusCreated))
 	})
 
-	It("records when grants with a grantDuration end, in the answer and on the binding", func(ctx SpecContext) {
+	It("records when grants with a grantDuration end, in the answer, on the binding and in status", func(ctx SpecContext) {
 		inv, tok := issue(ctx, ns, func(s *invitesv1alpha1.InvitationSpec) { s.GrantDuration = &metav1.Duration{Duration: 48 * time.Hour} })
 		a := redeemEventually(ctx, replicas[0], person("judy"), tok)
 		Expect(a.status).To(Equal(http.StatusCreated))
@@ -277,6 +277,7 @@ var _ = Describe("Redeeming", func() {
 		want := redeemedAt.Add(48 * time.Hour).UTC().Format(time.RFC3339)
 		Expect(a.body).To(HaveKeyWithValue("grantsExpireAt", want))
 		Expect(bindingsOf(ctx, inv)[0].Annotations).To(HaveKeyWithValue(bindings.ExpiresAtAnnotation, want))
+		Expect(latest(ctx, inv).Status.Redemptions[0].GrantsExpireAt.UTC().Format(time.RFC3339)).To(Equal(want))
 	})
 
 	It("with upgrade: Replace, swaps the person's earlier grants in the same scope for the new ones", func(ctx SpecContext) {

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"math"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -49,6 +50,9 @@ type Server struct {
 	// with kubectl.
 	SignIn *SignIn
 
+	// TrustedProxies are the networks of the proxies in front of the server (an Ingress
+	// controller): for requests from them, the client is read from X-Forwarded-For.
+	TrustedProxies []netip.Prefix
 	// Limits bound failed attempts; the zero value means DefaultLimits.
 	Limits Limits
 
@@ -112,7 +116,7 @@ type request struct {
 
 func (s *Server) handleRedemption(w http.ResponseWriter, r *http.Request) {
 	start := s.Clock.Now()
-	client := clientOf(r)
+	client := s.clientOf(r)
 	if wait := s.limits().clientBlocked(client); wait > 0 {
 		s.Log.Info("redemption", "status", http.StatusTooManyRequests, "code", errRateLimited.Code, "client", client)
 		s.observe(Result{}, errRateLimited, start)

@@ -119,7 +119,7 @@ var (
 // exchanged with the PKCE verifier, the ID token must carry the nonce; then the person
 // accepts or declines as they chose on the landing page. The cookie is single-use.
 func (s *Server) handleCallback(w http.ResponseWriter, r *http.Request) {
-	client := clientOf(r)
+	client := s.clientOf(r)
 	if wait := s.limits().clientBlocked(client); wait > 0 {
 		retryAfter(w, wait)
 		s.renderProblem(w, errRateLimited, "")

@@ -1,0 +1,88 @@
+package controllers
+
+import (
+	"context"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	invitesv1alpha1 "github.com/rolecall/rolecall/api/v1alpha1"
+	"github.com/rolecall/rolecall/internal/bindings"
+)
+
+// +kubebuilder:rbac:groups=invites.rolecall.dev,resources=invitations,verbs=patch
+// +kubebuilder:rbac:groups=invites.rolecall.dev,resources=invitations/finalizers,verbs=update
+
+// revokesGrants: spec.revokeGrants takes effect once the invitation is revoked, or deleted.
+func revokesGrants(inv *invitesv1alpha1.Invitation) bool {
+	return inv.Spec.RevokeGrants && (inv.Spec.Revoked || !inv.DeletionTimestamp.IsZero())
+}
+
+// keepFinalizer holds the invitation with a finalizer while spec.revokeGrants is set, so
+// that deleting it (by hand or by a GitOps prune) also deletes the bindings it made. It
+// says whether it changed anything; the change's own watch event continues the work.
+func (r *InvitationReconciler) keepFinalizer(ctx context.Context, inv *invitesv1alpha1.Invitation) (bool, error) {
+	has := controllerutil.ContainsFinalizer(inv, invitesv1alpha1.RevokeGrantsFinalizer)
+	if has == inv.Spec.RevokeGrants {
+		return false, nil
+	}
+	patch := client.MergeFromWithOptions(inv.DeepCopy(), client.MergeFromWithOptimisticLock{})
+	if inv.Spec.RevokeGrants {
+		controllerutil.AddFinalizer(inv, invitesv1alpha1.RevokeGrantsFinalizer)
+	} else {
+		controllerutil.RemoveFinalizer(inv, invitesv1alpha1.RevokeGrantsFinalizer)
+	}
+	err := r.Patch(ctx, inv, patch)
+	if apierrors.IsConflict(err) {
+		return true, nil
+	}
+	return true, err
+}
+
+// finishDeletion deletes the grants of an invitation that promised to take them along, then
+// lets the invitation go. The token Secret is owned by the invitation and goes with it.
+func (r *InvitationReconciler) finishDeletion(ctx context.Context, inv *invitesv1alpha1.Invitation) error {
+	if !controllerutil.ContainsFinalizer(inv, invitesv1alpha1.RevokeGrantsFinalizer) {
+		return nil
+	}
+	if revokesGrants(inv) {
+		if err := r.revokeGrants(ctx, inv); err != nil {
+			return err
+		}
+	}
+	patch := client.MergeFromWithOptions(inv.DeepCopy(), client.MergeFromWithOptimisticLock{})
+	controllerutil.RemoveFinalizer(inv, invitesv1alpha1.RevokeGrantsFinalizer)
+	return client.IgnoreNotFound(r.Patch(ctx, inv, patch))
+}
+
+// revokeGrants deletes every binding the invitation made and says so in an Event.
+// Bindings with an idpGroup wait for the identity provider hook (see IDPGroupReconciler),
+// but lose their subjects at once.
+func (r *InvitationReconciler) revokeGrants(ctx context.Context, inv *invitesv1alpha1.Invitation) error {
+	removed, err := bindings.RemoveAll(ctx, r.Client, r.Live, inv)
+	if removed > 0 {
+		r.Recorder.Eventf(inv, nil, corev1.EventTypeNormal, "GrantsRevoked", "RevokeGrants",
+			"deleted %d binding(s) this invitation made (spec.revokeGrants)", removed)
+	}
+	return err
+}
+
+// invitationOfNewBinding wakes a revoked invitation with revokeGrants when a binding of
+// its appears anyway: a redemption that claimed its use just before the revocation may
+// bind a moment after the controller cleared the others.
+func (r *InvitationReconciler) invitationOfNewBinding(ctx context.Context, binding client.Object) []reconcile.Request {
+	ns, name, ok := strings.Cut(binding.GetAnnotations()[bindings.InvitationAnnotation], "/")
+	if !ok {
+		return nil
+	}
+	key := client.ObjectKey{Namespace: ns, Name: name}
+	inv := &invitesv1alpha1.Invitation{}
+	if err := r.Get(ctx, key, inv); err != nil || !revokesGrants(inv) {
+		return nil
+	}
+	return []reconcile.Request{{NamespacedName: key}}
+}
