@@ -1,6 +1,6 @@
 // Command dev runs rolecall on a local control plane: a development OpenID provider, etcd,
 // kube-apiserver (trusting that provider) and kube-controller-manager on loopback, the
-// CRDs, the manager and the samples. It prints
+// CRDs, mailpit (an SMTP server with a web UI), the manager and the samples. It prints
 // where everything is, writes bin/dev/env for scripts, and stops it all on Ctrl-C.
 package main
 
@@ -56,6 +56,13 @@ func run() error {
 	}
 	stack.push("OpenID provider", idp.Close)
 
+	step("starting mailpit, the SMTP server invitation mail goes to")
+	mail, err := startMailpit(ctx)
+	if err != nil {
+		return err
+	}
+	stack.push("mailpit", func() error { mail.Stop(); return nil })
+
 	step("starting etcd and kube-apiserver (trusting the OpenID provider)")
 	cp, err := startControlPlane(filepath.Join(devDir, "kubeconfig"), authConfig)
 	if err != nil {
@@ -72,6 +79,7 @@ func run() error {
 
 	step("starting the rolecall manager (log: " + filepath.Join(devDir, "manager.log") + ")")
 	args := append(managerArgs(ports, redeemURL), cp.webhookArgs()...)
+	args = append(args, smtpArgs(mail)...)
 	args = append(args, "--authentication-config="+authConfig)
 	mgr, err := startProcess(ctx, "manager", "bin/manager", args, "KUBECONFIG="+cp.kubeconfig)
 	if err != nil {
@@ -94,12 +102,12 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	if err := writeEnvFile(envFile, cp.kubeconfig, redeemURL, idp.Issuer); err != nil {
+	if err := writeEnvFile(envFile, cp.kubeconfig, redeemURL, idp.Issuer, mail.URL); err != nil {
 		return err
 	}
 	stack.push("env file", func() error { return os.Remove(envFile) })
 
-	printSummary(summary{kubeconfig: cp.kubeconfig, assets: assets, redeemURL: redeemURL, link: link, code: code, envFile: envFile, issuer: idp.Issuer})
+	printSummary(summary{kubeconfig: cp.kubeconfig, assets: assets, redeemURL: redeemURL, link: link, code: code, envFile: envFile, issuer: idp.Issuer, mailURL: mail.URL})
 	select {
 	case <-ctx.Done():
 	case err := <-mgr.exited:

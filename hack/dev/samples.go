@@ -100,13 +100,14 @@ func waitForSample(ctx context.Context, c client.Client, name, key string) (stri
 	return value, nil
 }
 
-func writeEnvFile(path, kubeconfig, redeemURL, issuer string) error {
-	content := fmt.Sprintf("KUBECONFIG=%s\nROLECALL_REDEEM_URL=%s\nROLECALL_IDP_ISSUER=%s\n", kubeconfig, redeemURL, issuer)
+func writeEnvFile(path, kubeconfig, redeemURL, issuer, mailURL string) error {
+	content := fmt.Sprintf("KUBECONFIG=%s\nROLECALL_REDEEM_URL=%s\nROLECALL_IDP_ISSUER=%s\nROLECALL_MAILPIT_URL=%s\n",
+		kubeconfig, redeemURL, issuer, mailURL)
 	return os.WriteFile(path, []byte(content), 0o600)
 }
 
 type summary struct {
-	kubeconfig, assets, redeemURL, link, code, envFile, issuer string
+	kubeconfig, assets, redeemURL, link, code, envFile, issuer, mailURL string
 }
 
 func printSummary(s summary) {
@@ -119,6 +120,7 @@ rolecall is running on a local control plane.
   OpenID provider  %s   (kube-apiserver and rolecall trust it; users are oidc:<name>)
   sample link      %s   (invitation %s/%s, for alice@example.com)
   sample code      %s   (invitation %s/%s, 5 uses)
+  mail (mailpit)   %s   (the sample link was mailed to alice@example.com: open it there)
   for scripts      source %s
 
 Accept the sample invitation in a browser:
@@ -142,5 +144,5 @@ Redeem the code as a service account (any credential the API server accepts work
 
 Press Ctrl-C to stop everything.
 `, s.kubeconfig, s.kubeconfig, s.assets, s.redeemURL, s.issuer, s.link, sampleNamespace, sampleInvitation, s.code, sampleNamespace, sampleCode,
-		s.envFile, sampleNamespace, s.redeemURL, sampleNamespace, sampleInvitation, s.redeemURL, s.code, sampleNamespace)
+		s.mailURL, s.envFile, sampleNamespace, s.redeemURL, sampleNamespace, sampleInvitation, s.redeemURL, s.code, sampleNamespace)
 }

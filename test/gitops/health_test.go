@@ -200,18 +200,6 @@ var _ = Describe("The Argo CD health check for Invitations rolecall delivers", f
 			Expect(h.Message).To(ContainSubstring("kubectl invite resend"))
 		})
 	})
-
-	Context("when it asks for email and the manager has no SMTP server", func() {
-		It("is Degraded, and names the missing flags", func(ctx SpecContext) {
-			inv := newInvitation(ns, "mailed", func(i *invitesv1alpha1.Invitation) {
-				i.Spec.Email = "alice@example.com"
-				i.Spec.Delivery = &invitesv1alpha1.Delivery{Email: true}
-			})
-			Expect(admin.Create(ctx, inv)).To(Succeed())
-			h := healthOnceDelivery(ctx, inv, invitesv1alpha1.InvitationDeliveryNotConfiguredReason)
-			Expect(h).To(Equal(health{Status: "Degraded", Message: "spec.delivery asks for email delivery, but the manager has none configured (--smtp-host and --smtp-from)"}))
-		})
-	})
 })
 
 var _ = Describe("The Argo CD health check for RoleGrantPolicies", func() {

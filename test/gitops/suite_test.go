@@ -29,6 +29,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/rolecall/rolecall/internal/delivery"
+	"github.com/rolecall/rolecall/internal/mailpit"
 	"github.com/rolecall/rolecall/internal/manager"
 )
 
@@ -108,7 +109,7 @@ func startChatSystem() *delivery.Webhook {
 
 // startManager runs rolecall as users run it, minus the redemption server: the
 // controllers write status, the admission webhooks stamp inviters and authorize, and links
-// are delivered by webhook (there is no SMTP server). The clock is real, so expiry happens
+// are delivered by webhook or by mail to a real SMTP server (mailpit). The clock is real, so expiry happens
 // when it says; a failed delivery waits an hour before its next attempt, so a retrying
 // delivery stays that way while a spec looks at it.
 func startManager(chat *delivery.Webhook) {
@@ -123,7 +124,7 @@ func startManager(chat *delivery.Webhook) {
 	ctx, stopManager = context.WithCancel(context.Background()) //nolint:gosec // called in AfterSuite
 	Expect(manager.Setup(ctx, mgr, manager.Config{
 		PublicURL: "https://invite.example.test", DefaultExpiresAfter: 72 * time.Hour, AllowRBACDelegation: true,
-		Webhook: chat, DeliveryBackoff: time.Hour,
+		Webhook: chat, Mail: startMailpit(), DeliveryBackoff: time.Hour,
 	}, manager.Parts{Controllers: true, Webhooks: true})).To(Succeed())
 	go func() {
 		defer GinkgoRecover()
@@ -131,6 +132,14 @@ func startManager(chat *delivery.Webhook) {
 	}()
 	// Admission fails closed: nothing can be created until the webhook server answers.
 	Eventually(func() error { return mgr.GetWebhookServer().StartedChecker()(nil) }).Should(Succeed())
+}
+
+// startMailpit runs a real SMTP server for the samples' mailed invitation.
+func startMailpit() *delivery.Mail {
+	server, err := mailpit.Start(context.Background(), mailpit.Options{Dir: GinkgoT().TempDir()})
+	Expect(err).NotTo(HaveOccurred())
+	DeferCleanup(server.Stop)
+	return &delivery.Mail{Host: server.SMTPHost, Port: server.SMTPPort, TLS: delivery.TLSNone, From: "invites@example.com"}
 }
 
 // writeAdminKubeconfig gives kubectl an administrator of its own, as a GitOps controller
