@@ -151,11 +151,20 @@ var _ = Describe("The manager binary", Ordered, func() {
 		Expect(string(secret.Data["url"])).To(HavePrefix("https://invite.example.test/i/" + inv.Status.TokenID + "."))
 	})
 
-	It("serves Prometheus metrics about its controllers", func(ctx SpecContext) {
-		code, body, err := get(ctx, metricsURL)
-		Expect(err).NotTo(HaveOccurred())
-		Expect(code).To(Equal(http.StatusOK))
-		Expect(body).To(ContainSubstring(`controller_runtime_reconcile_total{controller="invitation"`))
+	It("serves Prometheus metrics about its controllers, invitations, redemptions and policy", func(ctx SpecContext) {
+		Eventually(func(g Gomega) {
+			code, body, err := get(ctx, metricsURL)
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(code).To(Equal(http.StatusOK))
+			g.Expect(body).To(ContainSubstring(`controller_runtime_reconcile_total{controller="invitation"`))
+			g.Expect(body).To(ContainSubstring(`controller_runtime_reconcile_total{controller="delivery"`))
+			// The invitation the spec before made, counted from the cache at scrape time.
+			g.Expect(body).To(ContainSubstring(`rolecall_invitations{phase="Active"} 1`))
+			g.Expect(body).To(ContainSubstring(`rolecall_invitations{phase="Revoked"} 0`))
+			// The malformed redemption the redemption server spec sent.
+			g.Expect(body).To(ContainSubstring(`rolecall_redemptions_total{result="unauthenticated"} 1`))
+			g.Expect(body).To(ContainSubstring(`rolecall_redemption_duration_seconds_bucket{result="unauthenticated",le="+Inf"} 1`))
+		}).Should(Succeed())
 	})
 
 	It("deploys from config/default: kustomize renders it and the API server accepts it", func(ctx SpecContext) {
