@@ -269,6 +269,8 @@ var _ = Describe("The manager binary", Ordered, func() {
 		Expect(err).NotTo(HaveOccurred(), string(rendered))
 		Expect(string(rendered)).To(ContainSubstring("cert-manager.io/inject-ca-from: rolecall-system/rolecall-webhook-tls"))
 		Expect(string(rendered)).To(ContainSubstring("--webhook-cert-management=external"))
+		Expect(string(rendered)).To(ContainSubstring("--leader-elect"), "the component adds an argument, it does not replace them")
+		Expect(string(rendered)).To(ContainSubstring("--smtp-credentials-dir="))
 		Expect(string(rendered)).To(ContainSubstring("secretName: rolecall-webhook-tls"))
 	})
 
