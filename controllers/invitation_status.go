@@ -103,7 +103,7 @@ func grantSummary(grants []invitesv1alpha1.Grant) string {
 
 // recordTransition emits an Event when the phase changes in a way a person should see.
 func (r *InvitationReconciler) recordTransition(before, after *invitesv1alpha1.Invitation) {
-	if before.Status.Phase == after.Status.Phase {
+	if before.Status.Phase == after.Status.Phase || firstActive(before, after) {
 		return
 	}
 	ready := meta.FindStatusCondition(after.Status.Conditions, invitesv1alpha1.InvitationReadyCondition)
@@ -115,6 +115,14 @@ func (r *InvitationReconciler) recordTransition(before, after *invitesv1alpha1.I
 		eventType = corev1.EventTypeWarning
 	}
 	r.Recorder.Eventf(after, nil, eventType, string(after.Status.Phase), "UpdatePhase", "%s", ready.Message)
+}
+
+// firstActive is a new invitation becoming redeemable: its Issued event already says so.
+// Each Event is also held in the event broadcaster's memory for several minutes, so a
+// redundant one per invitation costs real memory when thousands are created at once.
+func firstActive(before, after *invitesv1alpha1.Invitation) bool {
+	return after.Status.Phase == invitesv1alpha1.PhaseActive &&
+		(before.Status.Phase == "" || before.Status.Phase == invitesv1alpha1.PhasePending)
 }
 
 func declinedMessage(inv *invitesv1alpha1.Invitation) string {

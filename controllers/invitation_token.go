@@ -196,7 +196,11 @@ func (r *InvitationReconciler) applyToken(ctx context.Context, inv *invitesv1alp
 		if plan.rotated {
 			action = "the token was rotated; the previous one no longer works"
 		}
-		r.Recorder.Eventf(inv, nil, corev1.EventTypeNormal, "Issued", "IssueToken", "%s (token ID %s)", action, plan.issue.ID)
+		until := ""
+		if inv.Status.ExpiresAt != nil {
+			until = "; it can be redeemed until " + inv.Status.ExpiresAt.UTC().Format(time.RFC3339)
+		}
+		r.Recorder.Eventf(inv, nil, corev1.EventTypeNormal, "Issued", "IssueToken", "%s (token ID %s)%s", action, plan.issue.ID, until)
 		return nil
 	case plan.secret != nil:
 		return r.refreshURL(ctx, plan.secret)

@@ -27,6 +27,7 @@ type options struct {
 	managerPath  string
 	skipIssuance bool
 	skipRedeem   bool
+	failover     bool
 	pprofAddr    string
 }
 
@@ -49,6 +50,7 @@ func main() {
 	flag.StringVar(&o.managerPath, "manager", "bin/manager", "The manager binary, run as a process for issuance, memory and expiry.")
 	flag.BoolVar(&o.skipIssuance, "skip-issuance", false, "Measure only the baseline and redemptions.")
 	flag.BoolVar(&o.skipRedeem, "skip-redemptions", false, "Measure only the baseline, issuance, memory and expiry.")
+	flag.BoolVar(&o.failover, "failover", true, "Measure leader failover between two manager processes (about two minutes).")
 	flag.StringVar(&o.pprofAddr, "manager-pprof", "0", "Where the manager process serves net/http/pprof, for profiling a run.")
 	flag.Parse()
 	if o.issuance == nil {
@@ -79,7 +81,14 @@ func run(ctx context.Context, o options) error {
 	if r.Raw, err = measureRaw(ctx, cp, o.writes, o.concurrency); err != nil {
 		return err
 	}
-	// Redemptions first, on a quiet cluster: managers started later would spend their
+	// Failover first of all: a new leader starts by reconciling every invitation there is.
+	if o.failover {
+		step("leader failover, with two manager binaries")
+		if r.Failover, err = measureFailover(ctx, cp, o); err != nil {
+			return err
+		}
+	}
+	// Redemptions next, on a quiet cluster: managers started later would spend their
 	// first minutes reconciling every invitation the issuance step made.
 	if !o.skipRedeem {
 		step("redemptions, with 1 and 2 replicas in this process")

@@ -18,6 +18,7 @@ type report struct {
 	Redemption        []redemptionResult
 	Issuance          []issuanceResult
 	Expiry            expiryResult
+	Failover          []failoverResult
 }
 
 func (r *report) write(path string) error {
@@ -42,6 +43,7 @@ func (r *report) write(path string) error {
 	}
 	r.writeRedemptions(w)
 	r.writeIssuance(w)
+	r.writeFailover(w)
 	w("")
 	for _, line := range limitsText {
 		w("%s", line)

@@ -15,7 +15,7 @@ func startMailpit(ctx context.Context) (*mailpit.Server, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, err
 	}
-	log, err := os.Create(filepath.Join(dir, "mailpit.log"))
+	log, err := os.Create(filepath.Join(dir, "mailpit.log")) //nolint:gosec // a fixed path under bin/dev
 	if err != nil {
 		return nil, err
 	}

@@ -13,9 +13,12 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	"github.com/onsi/gomega/gexec"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
@@ -78,6 +81,16 @@ type managerProcess struct {
 // startManager runs the manager binary against the cluster, on free ports.
 func (c *cluster) startManager(kubeconfig string, extra ...string) *managerProcess {
 	GinkgoHelper()
+	m := c.newManager(kubeconfig, extra...)
+	m.start()
+	return m
+}
+
+// newManager prepares the manager's ports and arguments without starting it, for specs
+// whose flags name the manager's own addresses (--public-url). A flag given again in
+// extra, or appended to args, wins over the default: Go's flag package keeps the last.
+func (c *cluster) newManager(kubeconfig string, extra ...string) *managerProcess {
+	GinkgoHelper()
 	metricsPort, probesPort, redeemPort := freePort(), freePort(), freePort()
 	hook := c.env.WebhookInstallOptions
 	m := &managerProcess{
@@ -95,7 +108,6 @@ func (c *cluster) startManager(kubeconfig string, extra ...string) *managerProce
 			fmt.Sprintf("--webhook-port=%d", hook.LocalServingPort), "--webhook-cert-dir=" + hook.LocalServingCertDir,
 		}, extra...),
 	}
-	m.start()
 	return m
 }
 
@@ -119,6 +131,31 @@ func (m *managerProcess) waitReady(ctx context.Context) {
 			g.Expect(code).To(Equal(http.StatusOK))
 		}
 	}).Should(Succeed())
+}
+
+// leaseName is the leader election Lease of every manager replica, in rolecall-system.
+const leaseName = "rolecall.invites.rolecall.dev"
+
+// leads says whether this replica holds the Lease, as its own metrics report it
+// (client-go's leader_election_master_status gauge).
+func (m *managerProcess) leads(ctx context.Context) bool {
+	_, body, err := get(ctx, m.metricsURL)
+	return err == nil && strings.Contains(body, `leader_election_master_status{name="`+leaseName+`"} 1`)
+}
+
+// output is everything the manager wrote so far, standard output and error together.
+func (m *managerProcess) output() string {
+	return string(m.session.Out.Contents()) + string(m.session.Err.Contents())
+}
+
+// leaseHolder is the identity the Lease names as leader, or "" when none does yet.
+func (c *cluster) leaseHolder(ctx context.Context) (string, error) {
+	lease := &coordinationv1.Lease{}
+	err := c.admin.Get(ctx, client.ObjectKey{Namespace: "rolecall-system", Name: leaseName}, lease)
+	if apierrors.IsNotFound(err) {
+		return "", nil
+	}
+	return ptr.Deref(lease.Spec.HolderIdentity, ""), err
 }
 
 // apiServerAddr is the API server's host:port.
