@@ -5,9 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -144,34 +141,7 @@ func sinceIf(start time.Time, measured time.Duration, done func() (bool, error))
 // startReplica runs the manager binary with leader election, its webhook server on
 // webhookPort, and waits until it is ready (caches synced, webhook server serving).
 func startReplica(ctx context.Context, cp *controlPlane, path string, webhookPort int) (*managerProcess, error) {
-	dir, err := os.MkdirTemp("", "rolecall-bench-")
-	if err != nil {
-		return nil, err
-	}
-	kubeconfig := filepath.Join(dir, "kubeconfig")
-	if err := os.WriteFile(kubeconfig, cp.kubeconfig, 0o600); err != nil {
-		return nil, err
-	}
-	metrics, probes, redeemPort := freePort(), freePort(), freePort()
-	hook := cp.env.WebhookInstallOptions
-	cmd := exec.CommandContext(ctx, path, //nolint:gosec // the manager binary named on the command line
-		"--kubeconfig="+kubeconfig, "--namespace=default", "--public-url=https://invite.example.test", "--leader-elect",
-		fmt.Sprintf("--metrics-bind-address=127.0.0.1:%d", metrics),
-		fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", probes),
-		fmt.Sprintf("--redeem-bind-address=127.0.0.1:%d", redeemPort),
-		"--webhook-cert-management=external", "--webhook-host="+hook.LocalServingHost,
-		fmt.Sprintf("--webhook-port=%d", webhookPort), "--webhook-cert-dir="+hook.LocalServingCertDir,
-	)
-	logFile, err := os.Create(filepath.Join(dir, "manager.log")) //nolint:gosec // a temporary folder of our own
-	if err != nil {
-		return nil, err
-	}
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	m := &managerProcess{cmd: cmd, metricsURL: fmt.Sprintf("http://127.0.0.1:%d/metrics", metrics)}
-	return m, waitHTTP(ctx, fmt.Sprintf("http://127.0.0.1:%d/readyz", probes))
+	return startManagerProcess(ctx, cp, path, "--leader-elect", fmt.Sprintf("--webhook-port=%d", webhookPort))
 }
 
 // waitHolder waits until the Lease names a holder other than notThis, and returns it.

@@ -48,8 +48,8 @@ func main() {
 		return err
 	})
 	flag.StringVar(&o.managerPath, "manager", "bin/manager", "The manager binary, run as a process for issuance, memory and expiry.")
-	flag.BoolVar(&o.skipIssuance, "skip-issuance", false, "Measure only the baseline and redemptions.")
-	flag.BoolVar(&o.skipRedeem, "skip-redemptions", false, "Measure only the baseline, issuance, memory and expiry.")
+	flag.BoolVar(&o.skipIssuance, "skip-issuance", false, "Skip issuance, memory and expiry.")
+	flag.BoolVar(&o.skipRedeem, "skip-redemptions", false, "Skip the redemption measurements.")
 	flag.BoolVar(&o.failover, "failover", true, "Measure leader failover between two manager processes (about two minutes).")
 	flag.StringVar(&o.pprofAddr, "manager-pprof", "0", "Where the manager process serves net/http/pprof, for profiling a run.")
 	flag.Parse()

@@ -48,7 +48,9 @@ type managerProcess struct {
 	metricsURL string
 }
 
-func startManagerProcess(ctx context.Context, cp *controlPlane, path, pprofAddr string) (*managerProcess, error) {
+// startManagerProcess runs the manager binary on free ports. Later flags in extra win over
+// the defaults here, as Go's flag package keeps the last value.
+func startManagerProcess(ctx context.Context, cp *controlPlane, path string, extra ...string) (*managerProcess, error) {
 	dir, err := os.MkdirTemp("", "rolecall-bench-")
 	if err != nil {
 		return nil, err
@@ -59,15 +61,15 @@ func startManagerProcess(ctx context.Context, cp *controlPlane, path, pprofAddr 
 	}
 	metrics, probes, redeemPort := freePort(), freePort(), freePort()
 	hook := cp.env.WebhookInstallOptions
-	cmd := exec.CommandContext(ctx, path, //nolint:gosec // the manager binary named on the command line
-		"--kubeconfig="+kubeconfig, "--namespace=default", "--public-url=https://invite.example.test",
+	args := append([]string{
+		"--kubeconfig=" + kubeconfig, "--namespace=default", "--public-url=https://invite.example.test",
 		fmt.Sprintf("--metrics-bind-address=127.0.0.1:%d", metrics),
 		fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", probes),
 		fmt.Sprintf("--redeem-bind-address=127.0.0.1:%d", redeemPort),
-		"--pprof-bind-address="+pprofAddr,
-		"--webhook-cert-management=external", "--webhook-host="+hook.LocalServingHost,
-		fmt.Sprintf("--webhook-port=%d", hook.LocalServingPort), "--webhook-cert-dir="+hook.LocalServingCertDir,
-	)
+		"--webhook-cert-management=external", "--webhook-host=" + hook.LocalServingHost,
+		fmt.Sprintf("--webhook-port=%d", hook.LocalServingPort), "--webhook-cert-dir=" + hook.LocalServingCertDir,
+	}, extra...)
+	cmd := exec.CommandContext(ctx, path, args...) //nolint:gosec // the manager binary named on the command line
 	logFile, err := os.Create(filepath.Join(dir, "manager.log")) //nolint:gosec // a temporary folder of our own
 	if err != nil {
 		return nil, err
@@ -190,7 +192,7 @@ func measureManager(ctx context.Context, cp *controlPlane, o options, raw rawRes
 	if err != nil {
 		return nil, expiryResult{}, err
 	}
-	m, err := startManagerProcess(ctx, cp, o.managerPath, o.pprofAddr)
+	m, err := startManagerProcess(ctx, cp, o.managerPath, "--pprof-bind-address="+o.pprofAddr)
 	if err != nil {
 		return nil, expiryResult{}, err
 	}
