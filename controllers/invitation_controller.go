@@ -69,7 +69,7 @@ func (r *InvitationReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !inv.DeletionTimestamp.IsZero() {
-		return ctrl.Result{}, r.finishDeletion(ctx, inv)
+		return r.finishDeletion(ctx, inv)
 	}
 	if changed, err := r.keepFinalizer(ctx, inv); changed || err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)

@@ -51,8 +51,9 @@ func (r *InvitationReconciler) settlePending(ctx context.Context, inv *invitesv1
 			wake(min(due, settleAfter))
 			continue
 		}
-		if revokesGrants(inv) {
-			// The grants were taken back: an interrupted redemption does not bring them.
+		if revokesGrants(inv) || closedToRedemption(inv) {
+			// The use stays counted, but a revoked, declined or no longer allowed
+			// invitation grants nothing more, not even to a redemption it interrupted.
 			continue
 		}
 		if _, err := bindings.Ensure(ctx, r.Live, inv, p.User, bindings.ExpiresAt(inv, p.ClaimedAt.Time)); err != nil {
@@ -63,4 +64,10 @@ func (r *InvitationReconciler) settlePending(ctx context.Context, inv *invitesv1
 	}
 	inv.Status.PendingRedemptions = kept
 	return next, nil
+}
+
+// closedToRedemption: revoked, declined, or denied by policy. The redemption server refuses
+// such an invitation to everyone, including a person retrying an interrupted redemption.
+func closedToRedemption(inv *invitesv1alpha1.Invitation) bool {
+	return inv.Spec.Revoked || inv.Status.Phase == invitesv1alpha1.PhaseDeclined || policyDenied(inv)
 }

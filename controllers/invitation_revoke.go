@@ -3,9 +3,11 @@ package controllers
 import (
 	"context"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -44,19 +46,33 @@ func (r *InvitationReconciler) keepFinalizer(ctx context.Context, inv *invitesv1
 }
 
 // finishDeletion deletes the grants of an invitation that promised to take them along, then
-// lets the invitation go. The token Secret is owned by the invitation and goes with it.
-func (r *InvitationReconciler) finishDeletion(ctx context.Context, inv *invitesv1alpha1.Invitation) error {
+// lets the invitation go. The token Secret is owned by the invitation and goes with it. A
+// redemption that claimed its use a moment ago may still be making its bindings: the
+// finalizer stays until such claims are old enough that their server has finished or died.
+func (r *InvitationReconciler) finishDeletion(ctx context.Context, inv *invitesv1alpha1.Invitation) (ctrl.Result, error) {
 	if !controllerutil.ContainsFinalizer(inv, invitesv1alpha1.RevokeGrantsFinalizer) {
-		return nil
+		return ctrl.Result{}, nil
 	}
 	if revokesGrants(inv) {
 		if err := r.revokeGrants(ctx, inv); err != nil {
-			return err
+			return ctrl.Result{}, err
+		}
+		if wait := youngestClaimDue(inv, r.Clock.Now()); wait > 0 {
+			return ctrl.Result{RequeueAfter: wait}, nil
 		}
 	}
 	patch := client.MergeFromWithOptions(inv.DeepCopy(), client.MergeFromWithOptimisticLock{})
 	controllerutil.RemoveFinalizer(inv, invitesv1alpha1.RevokeGrantsFinalizer)
-	return client.IgnoreNotFound(r.Patch(ctx, inv, patch))
+	return ctrl.Result{}, client.IgnoreNotFound(r.Patch(ctx, inv, patch))
+}
+
+// youngestClaimDue is how long until every pending claim is older than pendingGrace, or zero.
+func youngestClaimDue(inv *invitesv1alpha1.Invitation, now time.Time) time.Duration {
+	var wait time.Duration
+	for _, p := range inv.Status.PendingRedemptions {
+		wait = max(wait, p.ClaimedAt.Add(pendingGrace).Sub(now))
+	}
+	return min(wait, settleAfter)
 }
 
 // revokeGrants deletes every binding the invitation made and says so in an Event.

@@ -69,7 +69,7 @@ func startManagerProcess(ctx context.Context, cp *controlPlane, path string, ext
 		"--webhook-cert-management=external", "--webhook-host=" + hook.LocalServingHost,
 		fmt.Sprintf("--webhook-port=%d", hook.LocalServingPort), "--webhook-cert-dir=" + hook.LocalServingCertDir,
 	}, extra...)
-	cmd := exec.CommandContext(ctx, path, args...) //nolint:gosec // the manager binary named on the command line
+	cmd := exec.CommandContext(ctx, path, args...)               //nolint:gosec // the manager binary named on the command line
 	logFile, err := os.Create(filepath.Join(dir, "manager.log")) //nolint:gosec // a temporary folder of our own
 	if err != nil {
 		return nil, err

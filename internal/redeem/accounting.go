@@ -3,12 +3,10 @@ package redeem
 import (
 	"context"
 	"slices"
-	"sync"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -32,6 +30,11 @@ const maxRedemptions = 100
 // claimAttempts bounds retries on conflicting writes; each retry reads the latest version.
 const claimAttempts = 100
 
+// commitTimeout bounds one group commit. It does not follow any one request's context:
+// the claims of everyone in the group ride on it, and one client hanging up must not
+// fail the others.
+const commitTimeout = 20 * time.Second
+
 type outcome int
 
 const (
@@ -39,99 +42,6 @@ const (
 	alreadyRedeemed
 	refused
 )
-
-// invitations serialises this replica's writes to each invitation, and remembers the
-// version of it this replica wrote last: the next claim starts from there, which under a
-// flood is fresher than the cache.
-type invitations struct {
-	mu      sync.Mutex
-	entries map[types.NamespacedName]*invitationEntry
-}
-
-type invitationEntry struct {
-	sync.Mutex
-	written *invitesv1alpha1.Invitation
-}
-
-// lock returns the invitation's entry, locked.
-func (k *invitations) lock(key types.NamespacedName) *invitationEntry {
-	k.mu.Lock()
-	if k.entries == nil {
-		k.entries = map[types.NamespacedName]*invitationEntry{}
-	}
-	e, ok := k.entries[key]
-	if !ok {
-		e = &invitationEntry{}
-		k.entries[key] = e
-	}
-	k.mu.Unlock()
-	e.Lock()
-	return e
-}
-
-// claim takes one use of the invitation for the user. The first attempt writes on top of
-// the version at hand (the one this replica wrote last, or the cache's): if that was stale
-// the write's precondition fails, and every further attempt reads the latest version
-// first. Deciding not to write (already redeemed, or refused) takes the latest version too.
-func (s *Server) claim(ctx context.Context, known *invitesv1alpha1.Invitation, user string, now time.Time) (*invitesv1alpha1.Invitation, outcome, *Error, error) {
-	key := client.ObjectKeyFromObject(known)
-	entry := s.invitations.lock(key)
-	defer entry.Unlock()
-	start := known
-	if entry.written != nil && entry.written.UID == known.UID {
-		start = entry.written
-	}
-	for attempt := range claimAttempts {
-		inv := start.DeepCopy()
-		if attempt > 0 {
-			if err := s.Live.Get(ctx, key, inv); err != nil {
-				return nil, refused, nil, err
-			}
-		}
-		latest := attempt > 0
-		if inProgressOrRecent(inv, user) {
-			if !latest {
-				continue
-			}
-			if refusal, err := s.redeemAgain(ctx, inv, user); refusal != nil || err != nil {
-				return inv, refused, refusal, err
-			}
-			return inv, alreadyRedeemed, nil, nil
-		}
-		if refusal := usable(inv, now); refusal != nil {
-			if !latest {
-				continue
-			}
-			return inv, refused, refusal, nil
-		}
-		inv.Status.Uses++
-		inv.Status.UsesSummary = inv.SummarizeUses()
-		inv.Status.PendingRedemptions = append(s.unsettled(ctx, inv),
-			invitesv1alpha1.PendingRedemption{User: user, ClaimedAt: metav1.NewTime(now)})
-		record := invitesv1alpha1.Redemption{User: user, RedeemedAt: metav1.NewTime(now)}
-		if at := bindings.ExpiresAt(inv, now); at != nil {
-			record.GrantsExpireAt = &metav1.Time{Time: *at}
-		}
-		inv.Status.Redemptions = append(inv.Status.Redemptions, record)
-		if len(inv.Status.Redemptions) > maxRedemptions {
-			inv.Status.Redemptions = inv.Status.Redemptions[len(inv.Status.Redemptions)-maxRedemptions:]
-		}
-		err := s.Live.Status().Update(ctx, inv)
-		switch {
-		case err == nil:
-			entry.written = inv.DeepCopy()
-			return inv, claimed, nil, nil
-		case apierrors.IsConflict(err):
-			continue
-		case apierrors.IsInvalid(err):
-			// The schema's own guard: uses may never exceed maxUses.
-			return inv, refused, errExhausted, nil
-		default:
-			return nil, refused, nil, err
-		}
-	}
-	return nil, refused, errUnavailable, nil
-}
 
 // unsettled drops the pending entries whose bindings exist: those redemptions finished.
 // The cache answers; an entry it cannot confirm yet stays for the controller.
@@ -205,8 +115,8 @@ func usable(inv *invitesv1alpha1.Invitation, now time.Time) *Error {
 // from the version its own claim wrote, which is usually still the latest.
 func (s *Server) giveBack(ctx context.Context, claimed *invitesv1alpha1.Invitation, user string) error {
 	key := client.ObjectKeyFromObject(claimed)
-	entry := s.invitations.lock(key)
-	defer entry.Unlock()
+	entry, release := s.invitations.exclusive(key)
+	defer release()
 	entry.written = nil
 	return settleFrom(ctx, s.Live, key, claimed, user, true)
 }

@@ -29,8 +29,8 @@ func (s *Server) Decline(ctx context.Context, submitted string, user identity.Us
 		return nil, refusal
 	}
 	key := client.ObjectKeyFromObject(inv)
-	entry := s.invitations.lock(key)
-	defer entry.Unlock()
+	entry, release := s.invitations.exclusive(key)
+	defer release()
 	entry.written = nil
 	for range claimAttempts {
 		inv = &invitesv1alpha1.Invitation{}

@@ -25,7 +25,7 @@ var (
 	errExpired         = refuse(http.StatusGone, "expired", "the invitation has expired")
 	errExhausted       = refuse(http.StatusGone, "exhausted", "every use of the invitation has been redeemed")
 	errGrantsRemoved   = refuse(http.StatusGone, "grants_removed",
-		"you redeemed this invitation before and the grants it gave you were removed since; ask for a new invitation")
+		"you redeemed this invitation before, and the grants you hold from it were removed or changed since; ask for a new invitation")
 	errEmailUnverified = refuse(http.StatusForbidden, "email_unverified", "this invitation is for a specific email address; sign in with an account whose email is verified")
 	errEmailMismatch   = refuse(http.StatusForbidden, "email_mismatch", "this invitation is for another email address")
 	errPolicyDenied    = refuse(http.StatusForbidden, "policy_denied", "the person who invited you may no longer grant these roles; ask them to check with the cluster administrators")

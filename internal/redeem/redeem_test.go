@@ -19,6 +19,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	invitesv1alpha1 "github.com/rolecall/rolecall/api/v1alpha1"
@@ -378,6 +379,30 @@ var _ = Describe("Redeeming under load and faults", func() {
 		}
 	})
 
+	It("claims a crowd's uses in groups: fewer writes than people, every use accounted for", func(ctx SpecContext) {
+		inv, tok := issue(ctx, ns, func(s *invitesv1alpha1.InvitationSpec) { s.MaxUses = 60 })
+		watcher, err := k8sWatcher.Watch(ctx, &invitesv1alpha1.InvitationList{}, client.InNamespace(ns),
+			client.MatchingFields{"metadata.name": inv.Name})
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(watcher.Stop)
+
+		var created atomic.Int32
+		var wg sync.WaitGroup
+		for i := range 60 {
+			credential := person(fmt.Sprintf("group-%d-%s", i, ns))
+			wg.Go(func() {
+				defer GinkgoRecover()
+				if redeemAt(ctx, replicas[0], credential, tok).status == http.StatusCreated {
+					created.Add(1)
+				}
+			})
+		}
+		wg.Wait()
+		Expect(created.Load()).To(BeEquivalentTo(60))
+		Expect(latest(ctx, inv).Status.Uses).To(BeEquivalentTo(60))
+		Expect(usesWrites(watcher, 60)).To(BeNumerically("<", 60), "at least one write carried several people")
+	})
+
 	It("gives the use back, and leaves no grant behind, when a later grant cannot be bound", func(ctx SpecContext) {
 		inv, tok := issue(ctx, ns, func(s *invitesv1alpha1.InvitationSpec) {
 			s.Grants = []invitesv1alpha1.Grant{{Role: "deployer"}, {ClusterRole: "view", Namespace: "no-such-namespace"}}
@@ -437,4 +462,23 @@ func mustUser(ctx context.Context, credential string) identity.User {
 	u, err := people.Authenticate(ctx, credential)
 	Expect(err).NotTo(HaveOccurred())
 	return u
+}
+
+// usesWrites counts the writes that raised status.uses, until uses reaches want.
+func usesWrites(w watch.Interface, want int32) int {
+	GinkgoHelper()
+	writes, last := 0, int32(0)
+	Eventually(func() int32 {
+		for {
+			select {
+			case event := <-w.ResultChan():
+				if inv, ok := event.Object.(*invitesv1alpha1.Invitation); ok && inv.Status.Uses > last {
+					writes, last = writes+1, inv.Status.Uses
+				}
+			default:
+				return last
+			}
+		}
+	}).Should(Equal(want))
+	return writes
 }

@@ -32,10 +32,12 @@ var unlimited = redeem.Limits{FailuresPerClient: rate.Inf, ClientBurst: 1, LockA
 var (
 	testEnv   *envtest.Environment
 	k8sClient client.Client
-	fakeClock *clocktesting.FakeClock
-	people    = &directory{users: map[string]identity.User{}}
-	replicas  []*replica
-	cancel    context.CancelFunc
+	// k8sWatcher watches the API server directly, to see every write.
+	k8sWatcher client.WithWatch
+	fakeClock  *clocktesting.FakeClock
+	people     = &directory{users: map[string]identity.User{}}
+	replicas   []*replica
+	cancel     context.CancelFunc
 )
 
 type replica struct {
@@ -81,6 +83,8 @@ var _ = BeforeSuite(func() {
 	cfg, err := testEnv.Start()
 	Expect(err).NotTo(HaveOccurred())
 	k8sClient, err = client.New(cfg, client.Options{Scheme: manager.NewScheme()})
+	Expect(err).NotTo(HaveOccurred())
+	k8sWatcher, err = client.NewWithWatch(cfg, client.Options{Scheme: manager.NewScheme()})
 	Expect(err).NotTo(HaveOccurred())
 	fakeClock = clocktesting.NewFakeClock(time.Now().Truncate(time.Second))
 
