@@ -171,11 +171,19 @@ func waitForTokens(ctx context.Context, cp *controlPlane, ns string, count int) 
 	return nil, errors.New("tokens were not issued in 10 minutes")
 }
 
-// waitFound waits until the replica's cache knows the token (no credential: 401, not 404).
+// waitFound waits until a replica's cache knows the token: its landing page answers 200
+// (a GET changes nothing, and a known token costs no failure budget).
 func waitFound(ctx context.Context, url, tok string) error {
 	for range 600 {
-		status, err := redeemOnce(ctx, url, "", tok)
-		if err == nil && status == http.StatusUnauthorized {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url+"/i/"+tok, nil)
+		if err != nil {
+			return err
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			_ = resp.Body.Close()
+		}
+		if err == nil && resp.StatusCode == http.StatusOK {
 			return nil
 		}
 		time.Sleep(50 * time.Millisecond)
