@@ -56,6 +56,10 @@ $(CONTROL_PLANE_BINARIES):
 test: manifests generate control-plane mailpit ## Run every test against a real control plane.
 	go test ./... -count=1 -timeout 30m
 
+.PHONY: e2e
+e2e: manifests generate control-plane mailpit ## Run only the end-to-end tests: the manager binary, the browser journeys, GitOps.
+	go test ./test/... -count=1 -timeout 30m
+
 .PHONY: bench
 bench: build control-plane ## Measure rolecall against the raw API server in the same run; writes docs/benchmarks.md.
 	go run ./hack/bench $(BENCHFLAGS)
