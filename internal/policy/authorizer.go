@@ -70,7 +70,7 @@ func (a *Authorizer) Authorize(ctx context.Context, inv *invitesv1alpha1.Invitat
 	if err != nil {
 		return Decision{}, err
 	}
-	d := Evaluate(policies, req)
+	d := EvaluateContext(ctx, policies, req)
 	if d.Allowed || !a.AllowRBACDelegation {
 		return d, nil
 	}

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"sort"
@@ -76,6 +77,12 @@ func (d Decision) Message(inviter invitesv1alpha1.Inviter) string {
 // Evaluate decides whether any policy allows the request. Policies are tried by name, so
 // the same request always gets the same answer and message.
 func Evaluate(policies []*Compiled, req Request) Decision {
+	return EvaluateContext(context.Background(), policies, req)
+}
+
+// EvaluateContext is Evaluate that stops evaluating rules when ctx is done, so that a
+// request that was given up on does not keep a rule running.
+func EvaluateContext(ctx context.Context, policies []*Compiled, req Request) Decision {
 	sorted := slices.Clone(policies)
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Policy.Name < sorted[j].Policy.Name })
 	var d Decision
@@ -84,7 +91,7 @@ func Evaluate(policies []*Compiled, req Request) Decision {
 			continue
 		}
 		d.Candidates++
-		reason := p.refuse(req)
+		reason := p.refuse(ctx, req)
 		if reason == "" {
 			return Decision{Allowed: true, AllowedBy: p.Policy.Name, Candidates: d.Candidates}
 		}
@@ -94,11 +101,12 @@ func Evaluate(policies []*Compiled, req Request) Decision {
 }
 
 // refuse returns why the policy does not allow the request, or "" when it does.
-func (p *Compiled) refuse(req Request) string {
+func (p *Compiled) refuse(ctx context.Context, req Request) string {
 	if len(p.Errors) > 0 {
 		return "the policy cannot be used: " + p.Errors.ToAggregate().Error()
 	}
-	checks := []func(Request) string{p.refuseNamespaces, p.refuseGrants, p.refuseLimits, p.refuseRules}
+	refuseRules := func(req Request) string { return p.refuseRules(ctx, req) }
+	checks := []func(Request) string{p.refuseNamespaces, p.refuseGrants, p.refuseLimits, refuseRules}
 	for _, check := range checks {
 		if reason := check(req); reason != "" {
 			return reason
@@ -189,7 +197,7 @@ func describeRoles(roles []invitesv1alpha1.GrantableRole) string {
 	return strings.Join(parts, ", ")
 }
 
-func (p *Compiled) refuseRules(req Request) string {
+func (p *Compiled) refuseRules(ctx context.Context, req Request) string {
 	if len(p.Rules) == 0 {
 		return ""
 	}
@@ -198,7 +206,7 @@ func (p *Compiled) refuseRules(req Request) string {
 		return "the rules could not be given the invitation: " + err.Error()
 	}
 	for i, rule := range p.Rules {
-		out, _, err := rule.Program.Eval(vars)
+		out, _, err := rule.Program.ContextEval(ctx, vars)
 		if err != nil {
 			return fmt.Sprintf("rules[%d] could not be evaluated: %v", i, err)
 		}

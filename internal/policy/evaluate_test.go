@@ -1,6 +1,8 @@
 package policy_test
 
 import (
+	"context"
+	"strings"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -203,16 +205,40 @@ var _ = Describe("Evaluating RoleGrantPolicies", func() {
 		Expect(policy.Evaluate(compiled, req).AllowedBy).To(Equal("a-strict"))
 	})
 
-	It("stops a rule that would run too long", func() {
+	Context("with an inviter larger than the schema allows, as one in the admission request can be", func() {
+		// The estimate at compile time assumes at most 256 groups of at most 512 characters.
 		rgp := teamLeadsPolicy(func(p *invitesv1alpha1.RoleGrantPolicy) {
-			p.Spec.Rules = []invitesv1alpha1.PolicyRule{{
-				Expression: "[1,2,3,4,5,6,7,8,9,10].all(a, [1,2,3,4,5,6,7,8,9,10].all(b, [1,2,3,4,5,6,7,8,9,10].all(c, [1,2,3,4,5,6,7,8,9,10].all(d, [1,2,3,4,5,6,7,8,9,10].all(e, [1,2,3,4,5,6,7,8,9,10].all(f, inviter.username.size() > 0))))))",
-				Message:    "expensive",
-			}}
+			p.Spec.Rules = []invitesv1alpha1.PolicyRule{{Expression: "inviter.groups.all(g, g.lowerAscii() == g)", Message: "plain groups"}}
 		})
-		d, msg := decide(rgp, teamLead, invitation(), 0)
-		Expect(d.Allowed).To(BeFalse())
-		Expect(msg).To(ContainSubstring("rules[0] could not be evaluated: operation cancelled: actual cost limit exceeded"))
+		crowd := func(size int, group string) invitesv1alpha1.Inviter {
+			inviter := teamLead
+			inviter.Groups = []string{"team-leads"}
+			for len(inviter.Groups) < size {
+				inviter.Groups = append(inviter.Groups, group)
+			}
+			return inviter
+		}
+
+		It("compiles the rule", func() {
+			Expect(policy.Compile(rgp).Errors).To(BeEmpty())
+		})
+
+		It("stops the rule at the runtime cost limit", func() {
+			d, msg := decide(rgp, crowd(100, strings.Repeat("a", 20_000)), invitation(), 0)
+			Expect(d.Allowed).To(BeFalse())
+			Expect(msg).To(ContainSubstring("rules[0] could not be evaluated: operation cancelled: actual cost limit exceeded"))
+		})
+
+		It("stops the rule when the request is given up on", func() {
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			inviter := crowd(10_000, "group")
+			d := policy.EvaluateContext(ctx, []*policy.Compiled{policy.Compile(rgp)}, policy.Request{
+				Invitation: invitation(), Inviter: inviter, Namespaces: namespaces(), DefaultExpiresAfter: time.Hour,
+			})
+			Expect(d.Allowed).To(BeFalse())
+			Expect(d.Message(inviter)).To(ContainSubstring("rules[0] could not be evaluated: operation interrupted"))
+		})
 	})
 })
 

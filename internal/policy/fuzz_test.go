@@ -9,6 +9,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/utils/ptr"
 
 	invitesv1alpha1 "github.com/rolecall/rolecall/api/v1alpha1"
@@ -271,7 +272,8 @@ const maxRuleLength = 4096
 // FuzzCompile compiles arbitrary rule text. Compile must not panic, must either compile
 // the rule or say why not, and whatever it returns must evaluate without panicking, within
 // the cost limit (no rule may hang admission), to a decision that explains itself; a rule
-// that does not compile must allow nothing.
+// that does not compile must allow nothing. The requests are within the schema's limits,
+// so a rule that passed the cost estimate must never meet the runtime cost limit.
 func FuzzCompile(f *testing.F) {
 	for _, seed := range []string{
 		"true", "false", "(", ")", "", "'yes'", "1 == 1", "inviter.", "null", "dyn(1)",
@@ -291,6 +293,12 @@ func FuzzCompile(f *testing.F) {
 		strings.Repeat("(", 200) + "true" + strings.Repeat(")", 200),
 		strings.Repeat("!", 1000) + "true",
 		strings.Repeat("'a' + ", 600) + "'a' == ''",
+		"'a'" + strings.Repeat(".replace('a', 'aaaaaaaa')", 7) + ".size() > 0",
+		"lists.range(1000).map(i, inviter.username).join('') != ''",
+		"'%s'.format([lists.range(1000).map(i, inviter.username)]) != ''",
+		"inviter.groups.join(inviter.username).size() > 0",
+		"lists.range(100000).all(i, i >= 0)",
+		"invitation.spec.?email.orValue('').contains('@')",
 	} {
 		f.Add(seed)
 	}
@@ -336,6 +344,9 @@ func FuzzCompile(f *testing.F) {
 			if !strings.HasPrefix(c.Errors[0].Field, "spec.rules[0].expression") || c.Errors[0].Detail == "" {
 				t.Fatalf("the compile error does not name the rule or say why: %v", c.Errors[0])
 			}
+			if c.Errors[0].Type == field.ErrorTypeInternal {
+				t.Fatalf("compiling %q failed inside: %v", expression, c.Errors[0])
+			}
 		default:
 			t.Fatalf("Compile(%q) gave %d rules and errors %v", expression, len(c.Rules), c.Errors)
 		}
@@ -355,6 +366,9 @@ func FuzzCompile(f *testing.F) {
 			if (len(c.Errors) > 0 && !strings.HasPrefix(reason, "the policy cannot be used: ")) ||
 				(len(c.Errors) == 0 && !strings.HasPrefix(reason, "rules[0]")) {
 				t.Fatalf("refused for the wrong reason: %q", reason)
+			}
+			if len(c.Errors) == 0 && strings.Contains(reason, "cost limit exceeded") {
+				t.Fatalf("%q passed the cost estimate but met the runtime limit: %q", expression, reason)
 			}
 			// No determinism check here: CEL iterates maps in Go's random order, so a rule
 			// such as invitation.spec.map(k, k)[0] == 'email' may answer differently each

@@ -27,6 +27,11 @@ const (
 // a rule cannot make admission slow (the same order as Kubernetes' per-expression limit).
 const RuleCostLimit = 1_000_000
 
+// ruleInterruptCheckFrequency is how many steps of a loop a rule takes between checks
+// whether its evaluation was cancelled (an admission request that timed out, say), as
+// Kubernetes does.
+const ruleInterruptCheckFrequency = 100
+
 // CompiledRule is a rule ready to evaluate.
 type CompiledRule struct {
 	Rule    invitesv1alpha1.PolicyRule
@@ -44,6 +49,7 @@ func newEnvironment() (*cel.Env, error) {
 		ext.Sets(),
 		ext.Lists(),
 		cel.OptionalTypes(),
+		costOptions(),
 	)
 }
 
@@ -68,7 +74,16 @@ func CompileRules(rules []invitesv1alpha1.PolicyRule, fldPath *field.Path) ([]Co
 				fmt.Sprintf("must return a bool, not %s", ast.OutputType())))
 			continue
 		}
-		program, err := env.Program(ast, cel.CostLimit(RuleCostLimit))
+		tooExpensive, err := checkRuleCost(env, ast)
+		if err != nil {
+			errs = append(errs, field.InternalError(path, err))
+			continue
+		}
+		if tooExpensive != "" {
+			errs = append(errs, field.Invalid(path, rule.Expression, tooExpensive))
+			continue
+		}
+		program, err := env.Program(ast, cel.CostLimit(RuleCostLimit), cel.InterruptCheckFrequency(ruleInterruptCheckFrequency))
 		if err != nil {
 			errs = append(errs, field.Invalid(path, rule.Expression, err.Error()))
 			continue
