@@ -113,6 +113,60 @@ var _ = Describe("The manager binary under faults", Ordered, func() {
 		Expect(c.latest(ctx, inv).Status.Uses).To(BeEquivalentTo(1))
 		Expect(c.holders(ctx, inv)).To(HaveKey(person.username))
 	})
+
+	It("answers only 503 for what it cannot finish when the API server goes away mid-flood, and the books balance after", func(ctx SpecContext) {
+		proxy := newCutoff(c.apiServerAddr())
+		m := c.startManager(c.writeKubeconfig(proxy.addr), "--leader-elect")
+		m.waitReady(ctx)
+		ns := c.namespaceWithRole(ctx, "outage-flood")
+		inv, tok := c.issue(ctx, ns, 15)
+		people := c.redeemers(ctx, ns, 40)
+		Eventually(func() int { s, _, _ := get(ctx, m.redeemURL+"/i/"+tok); return s }).Should(Equal(http.StatusOK), "the token is in the cache")
+
+		By("40 people redeeming 15 uses at once; the API server becomes unreachable as the first succeeds")
+		statuses := make([]int, len(people))
+		var cut sync.Once
+		var wg sync.WaitGroup
+		for i, p := range people {
+			wg.Go(func() {
+				statuses[i], _ = redeemAt(ctx, m.redeemURL, p.credential, tok)
+				if statuses[i] == http.StatusCreated {
+					cut.Do(proxy.cut)
+				}
+			})
+		}
+		wg.Wait()
+		for i, s := range statuses {
+			Expect(s).To(BeElementOf(http.StatusCreated, http.StatusOK, http.StatusGone, http.StatusServiceUnavailable),
+				"%s got %d: every request is answered, and never with a 500", people[i].username, s)
+		}
+		Expect(statuses).To(ContainElement(http.StatusServiceUnavailable), "the outage was felt")
+
+		By("restoring the API server, and letting everyone who got 503 try again")
+		proxy.restore()
+		for i, p := range people {
+			if statuses[i] == http.StatusServiceUnavailable {
+				Eventually(func() int { statuses[i], _ = redeemAt(ctx, m.redeemURL, p.credential, tok); return statuses[i] }).
+					WithTimeout(time.Minute).ShouldNot(Equal(http.StatusServiceUnavailable))
+			}
+		}
+		Eventually(func() []invitesv1alpha1.PendingRedemption {
+			return c.latest(ctx, inv).Status.PendingRedemptions
+		}).WithTimeout(2*time.Minute).Should(BeEmpty(), "interrupted claims are settled")
+
+		By("checking the books")
+		after := c.latest(ctx, inv)
+		holders := c.holders(ctx, inv)
+		Expect(after.Status.Uses).To(BeEquivalentTo(15))
+		Expect(holders).To(HaveLen(15), "uses == people holding bindings")
+		for i, p := range people {
+			if statuses[i] == http.StatusGone {
+				Expect(holders).NotTo(HaveKey(p.username))
+				continue
+			}
+			Expect(holders).To(HaveKey(p.username), "a redemption that answered %d holds its grant", statuses[i])
+		}
+	})
 })
 
 // redeemAt posts a redemption; status 0 means no answer (the server was gone).
