@@ -197,21 +197,10 @@ func sameGrant(want, have client.Object) bool {
 func ReplaceOthers(ctx context.Context, c client.Client, inv *invitesv1alpha1.Invitation, username string) (int, error) {
 	removed := 0
 	for _, scope := range scopes(inv) {
-		err := c.List(ctx, scope.list, scope.namespace, client.MatchingLabels{UserLabel: UserHash(username), ManagedByLabel: ManagedByValue})
-		if err != nil {
-			return removed, err
-		}
-		err = meta.EachListItem(scope.list, func(obj runtime.Object) error {
-			binding := obj.(client.Object)
-			if binding.GetLabels()[InvitationUIDLabel] == string(inv.UID) {
-				return nil
-			}
-			if err := c.Delete(ctx, binding); client.IgnoreNotFound(err) != nil {
-				return err
-			}
-			removed++
-			return nil
-		})
+		n, err := deleteListed(ctx, c, c, scope.list, func(binding client.Object) bool {
+			return binding.GetLabels()[InvitationUIDLabel] != string(inv.UID)
+		}, scope.namespace, client.MatchingLabels{UserLabel: UserHash(username), ManagedByLabel: ManagedByValue})
+		removed += n
 		if err != nil {
 			return removed, err
 		}
@@ -251,23 +240,35 @@ func scopes(inv *invitesv1alpha1.Invitation) []scope {
 func RemoveAll(ctx context.Context, reader client.Reader, writer client.Client, inv *invitesv1alpha1.Invitation) (int, error) {
 	removed := 0
 	for _, list := range []client.ObjectList{&rbacv1.RoleBindingList{}, &rbacv1.ClusterRoleBindingList{}} {
-		if err := reader.List(ctx, list, client.MatchingLabels{InvitationUIDLabel: string(inv.UID)}); err != nil {
-			return removed, err
-		}
-		err := meta.EachListItem(list, func(obj runtime.Object) error {
-			binding := obj.(client.Object)
-			if !binding.GetDeletionTimestamp().IsZero() {
-				return nil
-			}
-			if err := writer.Delete(ctx, binding); client.IgnoreNotFound(err) != nil {
-				return err
-			}
-			removed++
-			return nil
-		})
+		n, err := deleteListed(ctx, reader, writer, list, func(binding client.Object) bool {
+			return binding.GetDeletionTimestamp().IsZero()
+		}, client.MatchingLabels{InvitationUIDLabel: string(inv.UID)})
+		removed += n
 		if err != nil {
 			return removed, err
 		}
 	}
 	return removed, nil
+}
+
+// deleteListed lists bindings through reader and deletes, through writer, those that
+// selected says to. It returns how many it deleted.
+func deleteListed(ctx context.Context, reader client.Reader, writer client.Client, list client.ObjectList,
+	selected func(client.Object) bool, opts ...client.ListOption) (int, error) {
+	if err := reader.List(ctx, list, opts...); err != nil {
+		return 0, err
+	}
+	removed := 0
+	err := meta.EachListItem(list, func(obj runtime.Object) error {
+		binding := obj.(client.Object)
+		if !selected(binding) {
+			return nil
+		}
+		if err := writer.Delete(ctx, binding); client.IgnoreNotFound(err) != nil {
+			return err
+		}
+		removed++
+		return nil
+	})
+	return removed, err
 }
