@@ -3,9 +3,13 @@ package redeem
 import (
 	"context"
 	"errors"
+	"io"
+	"net"
+	"net/http"
 	"net/url"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -107,19 +111,37 @@ func orFailure(refusal *Error, err error, s *Server) *Error {
 	return s.failure(err)
 }
 
-// failure turns an error into 503 when the API server could not be reached, else 500.
+// failure turns an error into the refusal it stands for: 503 when the API server could
+// not be reached or could not answer in time (the person may simply retry), else 500.
 func (s *Server) failure(err error) *Error {
-	if apierrors.IsServerTimeout(err) || apierrors.IsTimeout(err) || apierrors.IsServiceUnavailable(err) ||
-		apierrors.IsTooManyRequests(err) || errors.Is(err, context.DeadlineExceeded) || isConnectionError(err) {
+	var refusal *Error
+	if errors.As(err, &refusal) {
+		return refusal
+	}
+	if unreachable(err) {
 		return errUnavailable
 	}
 	s.Log.Error(err, "redemption failed")
 	return errInternal
 }
 
-func isConnectionError(err error) bool {
-	msg := err.Error()
-	return strings.Contains(msg, "connection refused") || strings.Contains(msg, "connection reset") || strings.Contains(msg, "EOF")
+// unreachable says whether err means "no answer from the API server" rather than an answer.
+// An answer is a Status; anything else from the client is the transport failing: a refused
+// or dropped connection, a lost HTTP/2 connection, a body cut short, a deadline.
+func unreachable(err error) bool {
+	var status apierrors.APIStatus
+	if errors.As(err, &status) {
+		return apierrors.IsServerTimeout(err) || apierrors.IsTimeout(err) || apierrors.IsServiceUnavailable(err) ||
+			apierrors.IsTooManyRequests(err) || apierrors.IsUnexpectedServerError(err) || status.Status().Code >= http.StatusBadGateway
+	}
+	var urlErr *url.Error
+	var netErr net.Error
+	var errno syscall.Errno
+	return errors.As(err, &urlErr) || errors.As(err, &netErr) || errors.As(err, &errno) ||
+		errors.Is(err, net.ErrClosed) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) ||
+		// HTTP/2's connection errors are not exported; client-go passes on their text.
+		strings.Contains(err.Error(), "http2:")
 }
 
 // checkEmail: a private invitation is for one verified address, compared case-insensitively.
