@@ -6,12 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -30,12 +32,32 @@ import (
 	invitesv1alpha1 "github.com/rolecall/rolecall/api/v1alpha1"
 )
 
+// freePort returns a port nothing listens on, for a process this suite starts. It is taken
+// below Linux's ephemeral range (32768 and up): a port from that range, once released, may
+// become the source port of one of the many connections a flood opens before the process
+// binds it. No port is handed out twice.
 func freePort() int {
-	l, err := (&net.ListenConfig{}).Listen(context.Background(), "tcp", "127.0.0.1:0")
-	Expect(err).NotTo(HaveOccurred())
-	defer func() { _ = l.Close() }()
-	return l.Addr().(*net.TCPAddr).Port
+	handedOutMu.Lock()
+	defer handedOutMu.Unlock()
+	for {
+		port := 20000 + rand.IntN(12000) //nolint:gosec // not a secret, a spread
+		if handedOut[port] {
+			continue
+		}
+		l, err := (&net.ListenConfig{}).Listen(context.Background(), "tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue
+		}
+		_ = l.Close()
+		handedOut[port] = true
+		return port
+	}
 }
+
+var (
+	handedOutMu sync.Mutex
+	handedOut   = map[int]bool{}
+)
 
 func get(ctx context.Context, url string) (int, string, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
