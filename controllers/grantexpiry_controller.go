@@ -16,6 +16,7 @@ import (
 
 	invitesv1alpha1 "github.com/rolecall/rolecall/api/v1alpha1"
 	"github.com/rolecall/rolecall/internal/bindings"
+	"github.com/rolecall/rolecall/internal/seal"
 )
 
 // GrantExpiryReconciler deletes a binding rolecall made when its grant's grantDuration has
@@ -24,6 +25,8 @@ type GrantExpiryReconciler struct {
 	client.Client
 	Recorder events.EventRecorder
 	Clock    clock.PassiveClock
+	// Sealer tells the bindings rolecall made (whose expiry it sealed) from look-alikes.
+	Sealer *seal.Sealer
 	// Object is the kind of binding: a RoleBinding or a ClusterRoleBinding; Kind names it.
 	Object client.Object
 	Kind   string
@@ -36,7 +39,8 @@ func (r *GrantExpiryReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	raw, ok := binding.GetAnnotations()[bindings.ExpiresAtAnnotation]
-	if !ok {
+	if !ok || !bindings.Sealed(r.Sealer, binding) {
+		// Not a time-bound grant of rolecall's: someone else's binding is theirs to manage.
 		return ctrl.Result{}, nil
 	}
 	expiresAt, err := time.Parse(time.RFC3339, raw)
@@ -58,17 +62,16 @@ func (r *GrantExpiryReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 
 // recordExpiry tells the story on the invitation that made the grant, if it still exists.
 func (r *GrantExpiryReconciler) recordExpiry(ctx context.Context, binding client.Object) {
-	ns, name, ok := strings.Cut(binding.GetAnnotations()[bindings.InvitationAnnotation], "/")
+	owner, ok := bindings.OwnerOf(binding)
 	if !ok {
 		return
 	}
 	inv := &invitesv1alpha1.Invitation{}
-	if err := r.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, inv); err != nil {
+	if err := r.Get(ctx, owner.Invitation, inv); err != nil || inv.UID != owner.UID {
 		return
 	}
 	r.Recorder.Eventf(inv, binding, corev1.EventTypeNormal, "GrantExpired", "ExpireGrant",
-		"the grant to %s ended after its grantDuration; %s %s was deleted",
-		binding.GetAnnotations()[bindings.UsernameAnnotation], r.Kind, binding.GetName())
+		"the grant to %s ended after its grantDuration; %s %s was deleted", owner.Username, r.Kind, binding.GetName())
 }
 
 // SetupWithManager registers the reconciler for its kind of binding. The manager caches

@@ -28,14 +28,14 @@ var _ = Describe("Grant expiry", func() {
 
 		// What a redemption does.
 		expiresAt := bindings.ExpiresAt(inv, fakeClock.Now())
-		made, err := bindings.Ensure(ctx, k8sClient, inv, "oidc:temp", expiresAt)
+		made, err := bindings.Ensure(ctx, k8sClient, sealer, inv, "oidc:temp", expiresAt)
 		Expect(err).NotTo(HaveOccurred())
 		key := client.ObjectKey{Namespace: made[0].Namespace, Name: made[0].Name}
 		rb := &rbacv1.RoleBinding{}
 		Expect(k8sClient.Get(ctx, key, rb)).To(Succeed())
 		Expect(rb.Annotations).To(HaveKeyWithValue(bindings.ExpiresAtAnnotation, expiresAt.Format(time.RFC3339)))
 
-		expiry := &controllers.GrantExpiryReconciler{Client: k8sClient, Recorder: events.NewFakeRecorder(10), Clock: fakeClock,
+		expiry := &controllers.GrantExpiryReconciler{Client: k8sClient, Recorder: events.NewFakeRecorder(10), Clock: fakeClock, Sealer: sealer,
 			Object: &rbacv1.RoleBinding{}, Kind: "RoleBinding"}
 		result, err := expiry.Reconcile(ctx, ctrl.Request{NamespacedName: key})
 		Expect(err).NotTo(HaveOccurred())
@@ -57,7 +57,7 @@ var _ = Describe("Grant expiry", func() {
 		inv := newInvitation(ns, "lasting")
 		Expect(k8sClient.Create(ctx, inv)).To(Succeed())
 		inv = eventuallyPhase(ctx, inv, invitesv1alpha1.PhaseActive)
-		made, err := bindings.Ensure(ctx, k8sClient, inv, "oidc:stays", nil)
+		made, err := bindings.Ensure(ctx, k8sClient, sealer, inv, "oidc:stays", nil)
 		Expect(err).NotTo(HaveOccurred())
 		fakeClock.Step(1000 * time.Hour)
 		Consistently(func() error {

@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -17,12 +18,14 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	invitesv1alpha1 "github.com/rolecall/rolecall/api/v1alpha1"
 	"github.com/rolecall/rolecall/internal/bindings"
 	"github.com/rolecall/rolecall/internal/delivery"
 	"github.com/rolecall/rolecall/internal/metrics"
+	"github.com/rolecall/rolecall/internal/seal"
 )
 
 // IDPGroupReconciler keeps identity provider group memberships in step with the bindings
@@ -38,6 +41,9 @@ type IDPGroupReconciler struct {
 	Clock     clock.PassiveClock
 	// Hook calls the identity provider; nil when the manager has no --idp-hook-url.
 	Hook *delivery.IDPHook
+	// Sealer tells the bindings rolecall made from look-alikes: only a sealed binding
+	// drives the hook, and the user and group come from what the seal covers.
+	Sealer *seal.Sealer
 	// Object is the kind of binding: a RoleBinding or a ClusterRoleBinding.
 	Object client.Object
 	Kind   string
@@ -62,11 +68,52 @@ func (r *IDPGroupReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	if !owesHookCall(binding) {
 		return ctrl.Result{}, nil
 	}
-	m := membershipOf(binding, binding.GetAnnotations()[bindings.IDPGroupAnnotation])
-	if !binding.GetDeletionTimestamp().IsZero() {
-		return ctrl.Result{}, r.leave(ctx, binding, m)
+	owner, ok := bindings.OwnerOf(binding)
+	if !ok || !bindings.Sealed(r.Sealer, binding) {
+		// Anyone who may create bindings can copy rolecall's labels, annotations and
+		// finalizer; only a binding rolecall sealed is rolecall's to act on.
+		logf.FromContext(ctx).Info("ignoring a binding that looks like rolecall's but was not made by it")
+		return ctrl.Result{}, nil
 	}
-	return ctrl.Result{}, r.join(ctx, binding, m)
+	m := delivery.Membership{
+		User: owner.Username, Group: binding.GetAnnotations()[bindings.IDPGroupAnnotation],
+		Invitation: owner.Invitation.Name, Namespace: owner.Invitation.Namespace,
+	}
+	if !binding.GetDeletionTimestamp().IsZero() {
+		return ctrl.Result{}, r.leave(ctx, binding, owner, m)
+	}
+	if granting, err := r.stillGranting(ctx, binding, owner); err != nil || !granting {
+		return ctrl.Result{}, err
+	}
+	return ctrl.Result{}, r.join(ctx, binding, owner, m)
+}
+
+// stillGranting says the membership may be added now: the invitation that made the binding
+// still exists (the same one, by UID) and is not revoked, and the binding still binds its
+// role to the user the seal names. A sealed binding recreated after it was taken away, or
+// one whose subjects were edited, adds nobody.
+func (r *IDPGroupReconciler) stillGranting(ctx context.Context, binding client.Object, owner bindings.Owner) (bool, error) {
+	inv := &invitesv1alpha1.Invitation{}
+	err := r.APIReader.Get(ctx, owner.Invitation, inv)
+	if client.IgnoreNotFound(err) != nil {
+		return false, err
+	}
+	if err != nil || inv.UID != owner.UID || inv.Spec.Revoked || !inv.DeletionTimestamp.IsZero() {
+		return false, nil
+	}
+	return bindsOnly(binding, owner.Username), nil
+}
+
+// bindsOnly says the binding's subjects are exactly the one user.
+func bindsOnly(binding client.Object, username string) bool {
+	var subjects []rbacv1.Subject
+	switch b := binding.(type) {
+	case *rbacv1.RoleBinding:
+		subjects = b.Subjects
+	case *rbacv1.ClusterRoleBinding:
+		subjects = b.Subjects
+	}
+	return len(subjects) == 1 && subjects[0].Kind == rbacv1.UserKind && subjects[0].Name == username
 }
 
 // owesHookCall: a binding with an idpGroup whose membership is not added yet, or is being
@@ -79,22 +126,15 @@ func owesHookCall(binding client.Object) bool {
 	return !binding.GetDeletionTimestamp().IsZero() || annotations[bindings.IDPGroupAddedAnnotation] == ""
 }
 
-func membershipOf(binding client.Object, group string) delivery.Membership {
-	ns, name, _ := strings.Cut(binding.GetAnnotations()[bindings.InvitationAnnotation], "/")
-	return delivery.Membership{
-		User: binding.GetAnnotations()[bindings.UsernameAnnotation], Group: group, Invitation: name, Namespace: ns,
-	}
-}
-
-func (r *IDPGroupReconciler) join(ctx context.Context, binding client.Object, m delivery.Membership) error {
+func (r *IDPGroupReconciler) join(ctx context.Context, binding client.Object, owner bindings.Owner, m delivery.Membership) error {
 	if r.Hook == nil {
-		r.report(ctx, m, metav1.ConditionFalse, invitesv1alpha1.InvitationIDPHookNotConfiguredReason,
+		r.report(ctx, owner, metav1.ConditionFalse, invitesv1alpha1.InvitationIDPHookNotConfiguredReason,
 			fmt.Sprintf("grants name idpGroup %s, but the manager has no --idp-hook-url: %s was not added", m.Group, m.User))
 		return nil
 	}
 	if err := r.Hook.Add(ctx, m); err != nil {
 		// A refusal (4xx) is reported and not retried: asking again gets the same answer.
-		return r.failed(ctx, "add", m, err)
+		return r.failed(ctx, "add", owner, m, err)
 	}
 	metrics.IDPHookCalls.WithLabelValues("add", "ok").Inc()
 	patch := client.MergeFrom(binding.DeepCopyObject().(client.Object))
@@ -105,29 +145,29 @@ func (r *IDPGroupReconciler) join(ctx context.Context, binding client.Object, m 
 		// Adding again is harmless for the receiver; losing the record would skip the remove.
 		return err
 	}
-	r.report(ctx, m, metav1.ConditionTrue, invitesv1alpha1.InvitationIDPGroupAddedReason,
+	r.report(ctx, owner, metav1.ConditionTrue, invitesv1alpha1.InvitationIDPGroupAddedReason,
 		fmt.Sprintf("%s was added to identity provider group %s", m.User, m.Group))
 	return nil
 }
 
 // leave ends the Kubernetes access first (no subjects), then the membership, then lets the
 // binding go.
-func (r *IDPGroupReconciler) leave(ctx context.Context, binding client.Object, m delivery.Membership) error {
+func (r *IDPGroupReconciler) leave(ctx context.Context, binding client.Object, owner bindings.Owner, m delivery.Membership) error {
 	if err := r.emptySubjects(ctx, binding); err != nil {
 		return err
 	}
 	if binding.GetAnnotations()[bindings.IDPGroupAddedAnnotation] != "" && r.Hook != nil {
 		err := r.Hook.Remove(ctx, m)
 		if err != nil && !delivery.IsPermanent(err) {
-			return r.failed(ctx, "remove", m, err)
+			return r.failed(ctx, "remove", owner, m, err)
 		}
 		if err != nil {
 			// Refused for good: the binding goes anyway rather than linger; the condition
 			// and the Event tell people to remove the membership by hand.
-			_ = r.failed(ctx, "remove", m, err)
+			_ = r.failed(ctx, "remove", owner, m, err)
 		} else {
 			metrics.IDPHookCalls.WithLabelValues("remove", "ok").Inc()
-			r.report(ctx, m, metav1.ConditionTrue, invitesv1alpha1.InvitationIDPGroupRemovedReason,
+			r.report(ctx, owner, metav1.ConditionTrue, invitesv1alpha1.InvitationIDPGroupRemovedReason,
 				fmt.Sprintf("%s was removed from identity provider group %s", m.User, m.Group))
 		}
 	}
@@ -157,27 +197,29 @@ func (r *IDPGroupReconciler) emptySubjects(ctx context.Context, binding client.O
 
 // failed reports a hook failure. One worth retrying returns an error, so the work queue
 // tries again with exponential backoff; a refusal is reported as final and returns nil.
-func (r *IDPGroupReconciler) failed(ctx context.Context, action string, m delivery.Membership, err error) error {
+func (r *IDPGroupReconciler) failed(ctx context.Context, action string, owner bindings.Owner, m delivery.Membership, err error) error {
 	if delivery.IsPermanent(err) {
 		metrics.IDPHookCalls.WithLabelValues(action, "failed").Inc()
-		r.report(ctx, m, metav1.ConditionFalse, invitesv1alpha1.InvitationIDPHookFailedReason,
+		r.report(ctx, owner, metav1.ConditionFalse, invitesv1alpha1.InvitationIDPHookFailedReason,
 			fmt.Sprintf("the identity provider hook refused to %s %s (group %s), not retried: %v; fix it in the identity provider by hand", action, m.User, m.Group, err))
 		return nil
 	}
 	metrics.IDPHookCalls.WithLabelValues(action, "retrying").Inc()
-	r.report(ctx, m, metav1.ConditionFalse, invitesv1alpha1.InvitationIDPHookFailedReason,
+	r.report(ctx, owner, metav1.ConditionFalse, invitesv1alpha1.InvitationIDPHookFailedReason,
 		fmt.Sprintf("the identity provider hook could not %s %s (group %s), retrying: %v", action, m.User, m.Group, err))
 	return fmt.Errorf("identity provider hook, %s %s to %s: %w", action, m.User, m.Group, err)
 }
 
 // report records the latest outcome in the invitation's IDPGroupsSynced condition and as an
-// Event, when the invitation still exists.
-func (r *IDPGroupReconciler) report(ctx context.Context, m delivery.Membership, status metav1.ConditionStatus, reason, message string) {
-	key := client.ObjectKey{Namespace: m.Namespace, Name: m.Invitation}
+// Event, when the invitation that made the binding (the same one, by UID) still exists.
+func (r *IDPGroupReconciler) report(ctx context.Context, owner bindings.Owner, status metav1.ConditionStatus, reason, message string) {
 	inv := &invitesv1alpha1.Invitation{}
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		if err := r.APIReader.Get(ctx, key, inv); err != nil {
+		if err := r.APIReader.Get(ctx, owner.Invitation, inv); err != nil {
 			return err
+		}
+		if inv.UID != owner.UID {
+			return errOtherInvitation
 		}
 		before := inv.DeepCopy()
 		meta.SetStatusCondition(&inv.Status.Conditions, metav1.Condition{
@@ -195,6 +237,10 @@ func (r *IDPGroupReconciler) report(ctx context.Context, m delivery.Membership, 
 	}
 	r.Recorder.Eventf(inv, nil, eventType, reason, "SyncIDPGroup", "%s", message)
 }
+
+// errOtherInvitation: an invitation of the same name exists, but not the one that made the
+// binding; it hears nothing about bindings that are not its own.
+var errOtherInvitation = errors.New("the invitation that made the binding no longer exists")
 
 // SetupWithManager watches the bindings rolecall made for one kind of binding.
 func (r *IDPGroupReconciler) SetupWithManager(mgr ctrl.Manager) error {

@@ -24,6 +24,7 @@ import (
 
 	invitesv1alpha1 "github.com/rolecall/rolecall/api/v1alpha1"
 	"github.com/rolecall/rolecall/internal/policy"
+	"github.com/rolecall/rolecall/internal/seal"
 )
 
 // customTokenSecretIndex indexes Invitations by the name of their Custom token Secret, so a
@@ -47,6 +48,9 @@ type InvitationReconciler struct {
 	Clock     clock.PassiveClock
 	// Authorizer re-checks, on every pass, that the inviter may still offer the invitation.
 	Authorizer *policy.Authorizer
+	// Sealer signs the token facts the controller records and verifies what it reads back
+	// from status and bindings: both can be written by people rolecall must not trust.
+	Sealer *seal.Sealer
 	// PublicURL is the redemption server's external base URL; links are PublicURL/i/<token>.
 	PublicURL string
 	// DefaultExpiresAfter applies when spec.expiresAfter is unset.
@@ -89,6 +93,7 @@ func (r *InvitationReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		return ctrl.Result{}, err
 	}
 	updateStatus(inv, r.expiresAfter(inv), now)
+	r.sealToken(inv, plan)
 	if !equality.Semantic.DeepEqual(before.Status, inv.Status) {
 		// Status is written anyway: every finished redemption's entry goes with it.
 		if pendingDue, err = r.settlePending(ctx, inv, now, true); err != nil {

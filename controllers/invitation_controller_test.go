@@ -91,7 +91,7 @@ func directReconciler() *controllers.InvitationReconciler {
 		Client: k8sClient, APIReader: k8sClient, Scheme: k8sClient.Scheme(),
 		Recorder: events.NewFakeRecorder(100), Clock: fakeClock,
 		Authorizer: &policy.Authorizer{Reader: cachedClient, Writer: k8sClient, AllowRBACDelegation: true, DefaultExpiresAfter: 72 * time.Hour},
-		PublicURL:  publicURL, DefaultExpiresAfter: 72 * time.Hour,
+		Sealer:     sealer, PublicURL: publicURL, DefaultExpiresAfter: 72 * time.Hour,
 	}
 }
 

@@ -5,10 +5,11 @@ import (
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	invitesv1alpha1 "github.com/rolecall/rolecall/api/v1alpha1"
+	"github.com/rolecall/rolecall/internal/seal"
 	"github.com/rolecall/rolecall/internal/token"
 )
 
@@ -18,23 +19,23 @@ import (
 func (r *InvitationReconciler) planCustomToken(ctx context.Context, inv *invitesv1alpha1.Invitation, secret *corev1.Secret) (tokenPlan, error) {
 	plan := tokenPlan{secret: secret}
 	value, reason, message, err := r.readCustomToken(ctx, inv)
+	if err == nil && reason == "" {
+		reason, message, err = r.checkTokenUnique(ctx, inv, value)
+	}
 	if err != nil {
 		return plan, err
 	}
 	if reason != "" {
 		// The source went away or became unusable: the copied token must stop working too.
 		setTokenNotIssued(inv, reason, message)
-		inv.Status.TokenID, inv.Status.TokenSecretRef, inv.Status.IssuedAt = "", nil, nil
+		forgetToken(inv)
 		plan.withdraw = true
 		return plan, nil
 	}
 	source := "the token from Secret " + inv.Spec.CustomTokenSecretRef.Name + " is in Secret " + tokenSecretName(inv)
-	if secret != nil && matchesStatus(secret, inv) && string(secret.Data[invitesv1alpha1.TokenSecretKey]) == value {
-		if resendRequested(inv) {
-			// rolecall cannot rotate a token it did not make; a resend only delivers it again.
-			inv.Status.ObservedResend = inv.Annotations[invitesv1alpha1.ResendAnnotation]
-			restartDelivery(inv)
-		}
+	sealed := r.Sealer.TokenSealed(inv)
+	if sealed && r.Sealer.TokenHash(value) == inv.Status.TokenHash && r.secretHoldsToken(secret, inv) {
+		plan.trusted = true
 		setTokenIssued(inv, invitesv1alpha1.InvitationCustomTokenReadReason, source)
 		return plan, nil
 	}
@@ -43,10 +44,28 @@ func (r *InvitationReconciler) planCustomToken(ctx context.Context, inv *invites
 	if err != nil {
 		return plan, err
 	}
-	plan.issue = &token.Token{Kind: token.Custom, ID: id, Value: value}
-	recordIssued(inv, id, r.Clock.Now())
+	plan.issue, plan.trusted = &token.Token{Kind: token.Custom, ID: id, Value: value}, true
+	r.recordIssued(inv, *plan.issue, r.issuedAt(inv, sealed))
 	setTokenIssued(inv, invitesv1alpha1.InvitationCustomTokenReadReason, source)
 	return plan, nil
+}
+
+// checkTokenUnique refuses a Custom token that another invitation already holds: a token
+// must find exactly one invitation, or someone who may read one invitation's token could
+// redeem the other's grants with it.
+func (r *InvitationReconciler) checkTokenUnique(ctx context.Context, inv *invitesv1alpha1.Invitation, value string) (reason, message string, err error) {
+	var holders invitesv1alpha1.InvitationList
+	if err := r.List(ctx, &holders, client.MatchingFields{seal.TokenHashIndex: r.Sealer.TokenHash(value)}); err != nil {
+		return "", "", err
+	}
+	for i := range holders.Items {
+		if other := &holders.Items[i]; other.UID != inv.UID && r.Sealer.TokenSealed(other) {
+			return invitesv1alpha1.InvitationCustomTokenInUseReason, fmt.Sprintf(
+				"the token in Secret %s is another invitation's token; every invitation needs a token of its own",
+				inv.Spec.CustomTokenSecretRef.Name), nil
+		}
+	}
+	return "", "", nil
 }
 
 // readCustomToken returns the canonical token from the user's Secret, or the reason and
@@ -56,16 +75,15 @@ func (r *InvitationReconciler) readCustomToken(ctx context.Context, inv *invites
 	key := client.ObjectKey{Namespace: inv.Namespace, Name: ref.Name}
 	source := &corev1.Secret{}
 	err = r.Get(ctx, key, source)
-	if apierrors.IsNotFound(err) {
-		exists := r.customSecretExists(ctx, key)
-		reason = invitesv1alpha1.InvitationCustomTokenMissingReason
-		if exists {
-			reason = invitesv1alpha1.InvitationCustomTokenUnlabeledReason
-		}
-		return "", reason, customSecretMissingMessage(ref.Name, exists), nil
-	}
-	if err != nil {
+	if client.IgnoreNotFound(err) != nil {
 		return "", "", "", err
+	}
+	// The manager's cache holds the token Secrets rolecall issued too: only a Secret the
+	// user labeled as a Custom token, and that belongs to no invitation, is a source. The
+	// message is the same whether a Secret of that name exists or not, so the condition
+	// tells readers of the invitation nothing about Secrets they may not see.
+	if err != nil || source.Labels[invitesv1alpha1.TokenLabel] != invitesv1alpha1.TokenLabelCustom || metav1.GetControllerOf(source) != nil {
+		return "", invitesv1alpha1.InvitationCustomTokenMissingReason, customSecretMissingMessage(ref.Name), nil
 	}
 	raw, ok := source.Data[invitesv1alpha1.TokenSecretKey]
 	if !ok {
@@ -85,17 +103,7 @@ func (r *InvitationReconciler) readCustomToken(ctx context.Context, inv *invites
 	return t.Value, "", "", nil
 }
 
-// customSecretExists asks the API server, past the label-selected cache, so that a Secret
-// missing only its label can be told apart from one that does not exist.
-func (r *InvitationReconciler) customSecretExists(ctx context.Context, key client.ObjectKey) bool {
-	return r.APIReader.Get(ctx, key, &corev1.Secret{}) == nil
-}
-
-func customSecretMissingMessage(name string, exists bool) string {
-	if exists {
-		return fmt.Sprintf("Secret %s exists but lacks the label %s=%s that lets rolecall see it; add the label",
-			name, invitesv1alpha1.TokenLabel, invitesv1alpha1.TokenLabelCustom)
-	}
-	return fmt.Sprintf("waiting for Secret %s with key %q and label %s=%s",
+func customSecretMissingMessage(name string) string {
+	return fmt.Sprintf("waiting for Secret %s with key %q and label %s=%s, belonging to no invitation",
 		name, invitesv1alpha1.TokenSecretKey, invitesv1alpha1.TokenLabel, invitesv1alpha1.TokenLabelCustom)
 }

@@ -2,7 +2,6 @@ package controllers
 
 import (
 	"context"
-	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -79,7 +78,7 @@ func youngestClaimDue(inv *invitesv1alpha1.Invitation, now time.Time) time.Durat
 // Bindings with an idpGroup wait for the identity provider hook (see IDPGroupReconciler),
 // but lose their subjects at once.
 func (r *InvitationReconciler) revokeGrants(ctx context.Context, inv *invitesv1alpha1.Invitation) error {
-	removed, err := bindings.RemoveAll(ctx, r.Client, r.Live, inv)
+	removed, err := bindings.RemoveAll(ctx, r.Client, r.Live, r.Sealer, inv)
 	if removed > 0 {
 		r.Recorder.Eventf(inv, nil, corev1.EventTypeNormal, "GrantsRevoked", "RevokeGrants",
 			"deleted %d binding(s) this invitation made (spec.revokeGrants)", removed)
@@ -91,14 +90,13 @@ func (r *InvitationReconciler) revokeGrants(ctx context.Context, inv *invitesv1a
 // its appears anyway: a redemption that claimed its use just before the revocation may
 // bind a moment after the controller cleared the others.
 func (r *InvitationReconciler) invitationOfNewBinding(ctx context.Context, binding client.Object) []reconcile.Request {
-	ns, name, ok := strings.Cut(binding.GetAnnotations()[bindings.InvitationAnnotation], "/")
-	if !ok {
+	owner, ok := bindings.OwnerOf(binding)
+	if !ok || !bindings.Sealed(r.Sealer, binding) {
 		return nil
 	}
-	key := client.ObjectKey{Namespace: ns, Name: name}
 	inv := &invitesv1alpha1.Invitation{}
-	if err := r.Get(ctx, key, inv); err != nil || !revokesGrants(inv) {
+	if err := r.Get(ctx, owner.Invitation, inv); err != nil || inv.UID != owner.UID || !revokesGrants(inv) {
 		return nil
 	}
-	return []reconcile.Request{{NamespacedName: key}}
+	return []reconcile.Request{{NamespacedName: owner.Invitation}}
 }

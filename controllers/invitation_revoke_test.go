@@ -46,7 +46,7 @@ var _ = Describe("revokeGrants", func() {
 		Expect(k8sClient.Create(ctx, inv)).To(Succeed())
 		inv = eventuallyPhase(ctx, inv, invitesv1alpha1.PhaseActive)
 		for _, user := range []string{"oidc:kim", "oidc:lee"} {
-			_, err := bindings.Ensure(ctx, k8sClient, inv, user, nil)
+			_, err := bindings.Ensure(ctx, k8sClient, sealer, inv, user, nil)
 			Expect(err).NotTo(HaveOccurred())
 		}
 		Expect(grantsOf(ctx, Default, inv)).To(HaveLen(6))
@@ -56,7 +56,7 @@ var _ = Describe("revokeGrants", func() {
 		Eventually(eventReasons(ctx, ns)).Should(ContainElement("GrantsRevoked"))
 
 		By("a redemption that counted its use just before the revocation binds a moment later")
-		_, err := bindings.Ensure(ctx, k8sClient, inv, "oidc:late", nil)
+		_, err := bindings.Ensure(ctx, k8sClient, sealer, inv, "oidc:late", nil)
 		Expect(err).NotTo(HaveOccurred())
 		Eventually(func(g Gomega) { g.Expect(grantsOf(ctx, g, inv)).To(BeEmpty()) }).Should(Succeed())
 	})
@@ -67,7 +67,7 @@ var _ = Describe("revokeGrants", func() {
 		Expect(k8sClient.Create(ctx, inv)).To(Succeed())
 		inv = eventuallyPhase(ctx, inv, invitesv1alpha1.PhaseActive)
 		Expect(inv.Finalizers).To(ContainElement(invitesv1alpha1.RevokeGrantsFinalizer))
-		_, err := bindings.Ensure(ctx, k8sClient, inv, "oidc:max", nil)
+		_, err := bindings.Ensure(ctx, k8sClient, sealer, inv, "oidc:max", nil)
 		Expect(err).NotTo(HaveOccurred())
 
 		Expect(k8sClient.Delete(ctx, inv)).To(Succeed())
@@ -83,7 +83,7 @@ var _ = Describe("revokeGrants", func() {
 		Expect(k8sClient.Create(ctx, inv)).To(Succeed())
 		inv = eventuallyPhase(ctx, inv, invitesv1alpha1.PhaseActive)
 		Expect(inv.Finalizers).NotTo(ContainElement(invitesv1alpha1.RevokeGrantsFinalizer))
-		_, err := bindings.Ensure(ctx, k8sClient, inv, "oidc:ned", nil)
+		_, err := bindings.Ensure(ctx, k8sClient, sealer, inv, "oidc:ned", nil)
 		Expect(err).NotTo(HaveOccurred())
 
 		Expect(k8sClient.Patch(ctx, inv, mergePatch(`{"spec":{"revoked":true}}`))).To(Succeed())

@@ -51,6 +51,9 @@ type tokenPlan struct {
 	rotated bool
 	// withdraw deletes the token Secret: a Custom token's source became unusable.
 	withdraw bool
+	// trusted says status holds token facts rolecall produced: a token issued in this pass,
+	// or one whose seal verified. Only then does the controller seal status again.
+	trusted bool
 }
 
 // tokenSecretName is "<invitation>-invitation-token", shortened with a hash when the
@@ -121,12 +124,14 @@ func matchesStatus(secret *corev1.Secret, inv *invitesv1alpha1.Invitation) bool 
 		secret.Annotations[tokenTypeAnnotation] == string(inv.Spec.TokenType)
 }
 
-// planGeneratedToken issues a Link or Code token when there is none, when the Secret does
-// not hold the one status names, or when a resend was asked for.
+// planGeneratedToken issues a Link or Code token when there is none that rolecall sealed,
+// when a resend was asked for (the resend annotation is part of the seal), or when the
+// Secret does not hold the sealed token.
 func (r *InvitationReconciler) planGeneratedToken(inv *invitesv1alpha1.Invitation, secret *corev1.Secret) (tokenPlan, error) {
 	plan := tokenPlan{secret: secret}
-	current := secret != nil && matchesStatus(secret, inv)
-	if current && !resendRequested(inv) {
+	sealed := r.Sealer.TokenSealed(inv)
+	if sealed && r.secretHoldsToken(secret, inv) {
+		plan.trusted = true
 		setTokenIssued(inv, tokenIssuedReason(inv), "the token is in Secret "+secret.Name)
 		return plan, nil
 	}
@@ -134,14 +139,32 @@ func (r *InvitationReconciler) planGeneratedToken(inv *invitesv1alpha1.Invitatio
 	if err != nil {
 		return plan, err
 	}
-	plan.issue, plan.rotated = &t, current
-	recordIssued(inv, t.ID, r.Clock.Now())
+	plan.issue, plan.rotated, plan.trusted = &t, secret != nil, true
+	r.recordIssued(inv, t, r.issuedAt(inv, sealed))
 	reason := invitesv1alpha1.InvitationTokenGeneratedReason
 	if plan.rotated {
 		reason = invitesv1alpha1.InvitationTokenRotatedReason
 	}
 	setTokenIssued(inv, reason, "a new token was issued into Secret "+tokenSecretName(inv))
 	return plan, nil
+}
+
+// secretHoldsToken says the Secret is the one status names and holds the token whose hash
+// status records: a Secret edited by someone else, or lost in a crash, is replaced.
+func (r *InvitationReconciler) secretHoldsToken(secret *corev1.Secret, inv *invitesv1alpha1.Invitation) bool {
+	return secret != nil && matchesStatus(secret, inv) &&
+		r.Sealer.TokenHash(string(secret.Data[invitesv1alpha1.TokenSecretKey])) == inv.Status.TokenHash
+}
+
+// issuedAt is when a token issued now counts as issued: now, unless it only replaces the
+// sealed token in a Secret that lost or changed it. Then it keeps the sealed issuedAt, so
+// deleting or editing a token Secret can never extend an invitation's life; only an
+// authorized change of spec or of the resend annotation does.
+func (r *InvitationReconciler) issuedAt(inv *invitesv1alpha1.Invitation, sealed bool) time.Time {
+	if sealed && inv.Status.IssuedAt != nil {
+		return inv.Status.IssuedAt.Time
+	}
+	return r.Clock.Now()
 }
 
 // tokenIssuedReason keeps the reason of the last issuance while the token stays the same.
@@ -163,16 +186,32 @@ func resendRequested(inv *invitesv1alpha1.Invitation) bool {
 	return inv.Annotations[invitesv1alpha1.ResendAnnotation] != inv.Status.ObservedResend
 }
 
-// recordIssued notes a new token in status. Delivery starts over: the new token has not
-// been sent to anyone yet.
-func recordIssued(inv *invitesv1alpha1.Invitation, id string, now time.Time) {
+// recordIssued notes a new token in status: its public ID, its keyed hash and when it was
+// issued. Delivery starts over: the new token has not been sent to anyone yet. The seal is
+// added once the expiry that follows from issuedAt is known (see sealToken).
+func (r *InvitationReconciler) recordIssued(inv *invitesv1alpha1.Invitation, t token.Token, at time.Time) {
 	// Whole seconds: what the API server stores, so the next pass computes the same expiry.
-	issuedAt := metav1.NewTime(now.Truncate(time.Second))
-	inv.Status.TokenID = id
+	issuedAt := metav1.NewTime(at.Truncate(time.Second))
+	inv.Status.TokenID = t.ID
+	inv.Status.TokenHash = r.Sealer.TokenHash(t.Value)
 	inv.Status.TokenSecretRef = &invitesv1alpha1.ObjectReference{Name: tokenSecretName(inv)}
 	inv.Status.IssuedAt = &issuedAt
 	inv.Status.ObservedResend = inv.Annotations[invitesv1alpha1.ResendAnnotation]
 	restartDelivery(inv)
+}
+
+// forgetToken clears every fact about a token that no longer works.
+func forgetToken(inv *invitesv1alpha1.Invitation) {
+	inv.Status.TokenID, inv.Status.TokenHash, inv.Status.TokenSeal = "", "", ""
+	inv.Status.TokenSecretRef, inv.Status.IssuedAt = nil, nil
+}
+
+// sealToken signs status's token facts once this pass has derived them, when they are
+// rolecall's own; facts someone else wrote stay unsealed, and the token does not redeem.
+func (r *InvitationReconciler) sealToken(inv *invitesv1alpha1.Invitation, plan tokenPlan) {
+	if plan.trusted && inv.Status.TokenHash != "" {
+		r.Sealer.SealToken(inv)
+	}
 }
 
 // restartDelivery forgets that the token was delivered, so the delivery controller sends

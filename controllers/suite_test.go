@@ -3,6 +3,7 @@ package controllers_test
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"io"
 	"path/filepath"
 	"sync"
@@ -25,6 +26,7 @@ import (
 	"github.com/rolecall/rolecall/internal/delivery"
 	"github.com/rolecall/rolecall/internal/mailpit"
 	"github.com/rolecall/rolecall/internal/manager"
+	"github.com/rolecall/rolecall/internal/seal"
 )
 
 const publicURL = "https://invite.example.test"
@@ -37,8 +39,10 @@ var (
 	// cachedClient is the manager's own client, which reads Secrets through its cache.
 	cachedClient client.Client
 	fakeClock    *clocktesting.FakeClock
-	managerLog   = &syncBuffer{}
-	cancel       context.CancelFunc
+	// sealer seals as the manager does: tests make the bindings a redemption would.
+	sealer     *seal.Sealer
+	managerLog = &syncBuffer{}
+	cancel     context.CancelFunc
 	// mailServer is a real SMTP server (mailpit) that mail delivery sends to.
 	mailServer *mailpit.Server
 	// chat receives webhook deliveries; idp receives identity provider hook calls.
@@ -100,7 +104,13 @@ var _ = BeforeSuite(func() {
 	mailServer, err = mailpit.Start(context.Background(), mailpit.Options{})
 	Expect(err).NotTo(HaveOccurred())
 	chat, idp = newReceiver(), newReceiver()
+	sealKey := make([]byte, seal.KeySize)
+	_, err = rand.Read(sealKey)
+	Expect(err).NotTo(HaveOccurred())
+	sealer, err = seal.New(sealKey)
+	Expect(err).NotTo(HaveOccurred())
 	Expect(manager.Setup(context.Background(), mgr, manager.Config{
+		SealKey:   sealKey,
 		PublicURL: publicURL, DefaultExpiresAfter: 72 * time.Hour, Clock: fakeClock, AllowRBACDelegation: true,
 		Mail: &delivery.Mail{
 			Host: mailServer.SMTPHost, Port: mailServer.SMTPPort, TLS: delivery.TLSNone, From: "Platform team <invites@example.com>",

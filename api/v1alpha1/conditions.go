@@ -38,6 +38,8 @@ const (
 	InvitationCustomTokenMissingReason = "CustomTokenMissing"
 	// InvitationCustomTokenUnlabeledReason: the Custom token's Secret lacks the token label.
 	InvitationCustomTokenUnlabeledReason = "CustomTokenUnlabeled"
+	// InvitationCustomTokenInUseReason: another invitation already holds the Custom token.
+	InvitationCustomTokenInUseReason = "CustomTokenInUse"
 	// InvitationCustomTokenWeakReason: the Custom token is too easy to guess.
 	InvitationCustomTokenWeakReason = "CustomTokenWeak"
 	// InvitationTokenPendingReason: no token has been issued yet.
@@ -54,6 +56,9 @@ const (
 	InvitationDeliveryFailedReason = "DeliveryFailed"
 	// InvitationDeliveryNotConfiguredReason: the manager has no channel for the delivery asked for.
 	InvitationDeliveryNotConfiguredReason = "DeliveryNotConfigured"
+	// InvitationDeliveryThrottledReason: the delivery waits, because the invitation or its
+	// recipient was sent as much as the delivery limits allow for now; the message says until when.
+	InvitationDeliveryThrottledReason = "Throttled"
 	// InvitationIDPGroupAddedReason: the hook added a user to a group.
 	InvitationIDPGroupAddedReason = "Added"
 	// InvitationIDPGroupRemovedReason: the hook removed a user from a group.
@@ -76,4 +81,13 @@ const (
 	PolicyInvalidRuleReason = "InvalidRule"
 	// PolicyInvalidSelectorReason: the namespace selector does not parse.
 	PolicyInvalidSelectorReason = "InvalidSelector"
+
+	// PolicySelectsAllNamespacesCondition is True when the policy has no namespace selector
+	// (or an empty one), so that its inviters may grant in every namespace, kube-system
+	// included: a warning, since a policy is rarely meant to reach that far.
+	PolicySelectsAllNamespacesCondition = "SelectsAllNamespaces"
+	// PolicyNoNamespaceSelectorReason: namespaceSelector is unset or empty.
+	PolicyNoNamespaceSelectorReason = "NoNamespaceSelector"
+	// PolicyNamespaceSelectorReason: namespaceSelector limits where the policy applies.
+	PolicyNamespaceSelectorReason = "NamespaceSelector"
 )

@@ -1,6 +1,7 @@
 package v1alpha1
 
 import (
+	"slices"
 	"strconv"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -62,6 +63,7 @@ type Grant struct {
 	// +optional
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:XValidation:rule="self != '.' && self != '..' && !self.contains('/') && !self.contains('%')",message="must be a role name RBAC can refer to: not '.' or '..', and without '/' or '%'"
 	Role string `json:"role,omitempty"`
 
 	// clusterRole is the name of a ClusterRole to bind: with a RoleBinding in namespace (or
@@ -70,6 +72,7 @@ type Grant struct {
 	// +optional
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:XValidation:rule="self != '.' && self != '..' && !self.contains('/') && !self.contains('%')",message="must be a role name RBAC can refer to: not '.' or '..', and without '/' or '%'"
 	ClusterRole string `json:"clusterRole,omitempty"`
 
 	// namespace is where the RoleBinding is made. It defaults to the invitation's own
@@ -86,7 +89,8 @@ type Grant struct {
 	ClusterWide bool `json:"clusterWide,omitempty"`
 
 	// idpGroup is a group in the identity provider that the person is also added to, through
-	// the manager's --idp-hook-url, when this grant is made (and removed with it).
+	// the manager's --idp-hook-url, when this grant is made (and removed with it). Only a
+	// RoleGrantPolicy that lists it in grantableIDPGroups can allow it.
 	// +optional
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
@@ -95,10 +99,11 @@ type Grant struct {
 
 // SecretReference names a Secret in the invitation's namespace.
 type SecretReference struct {
-	// name is the Secret's name.
+	// name is the Secret's name, a DNS subdomain.
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
 	Name string `json:"name"`
 }
 
@@ -155,10 +160,11 @@ type ExtraValue []string
 // +kubebuilder:validation:XValidation:rule="!has(self.delivery) || !has(self.delivery.email) || !self.delivery.email || has(self.email)",message="delivery.email needs spec.email: the address to send the link to"
 type InvitationSpec struct {
 	// email makes this a private invitation: only a person who signs in with this verified
-	// email address (compared case-insensitively) can redeem it.
+	// email address (compared case-insensitively) can redeem it. It is a bare address
+	// (alice@example.com, no display name or angle brackets) whose domain is a host name.
 	// +optional
 	// +kubebuilder:validation:MaxLength=254
-	// +kubebuilder:validation:Pattern=`^[^@\s]+@[^@\s]+\.[^@\s]+$`
+	// +kubebuilder:validation:Pattern=`^[^@\s<>()\[\],;:\\"]{1,64}@[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?(\.[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?)+$`
 	Email string `json:"email,omitempty"`
 
 	// grants are the roles bound to the person on redemption, all of them.
@@ -194,7 +200,9 @@ type InvitationSpec struct {
 
 	// customTokenSecretRef names a Secret in this namespace whose key "token" holds the token,
 	// for tokenType Custom only. The Secret must carry the label
-	// invites.rolecall.dev/token=custom; it may be created after the Invitation.
+	// invites.rolecall.dev/token=custom; it may be created after the Invitation. Whoever
+	// sets or changes it (or resends the invitation) must be allowed to get that Secret,
+	// and it may not belong to another invitation.
 	// +optional
 	CustomTokenSecretRef *SecretReference `json:"customTokenSecretRef,omitempty"`
 
@@ -270,6 +278,12 @@ type PendingRedemption struct {
 	// claimedAt is when the use was claimed.
 	// +required
 	ClaimedAt metav1.Time `json:"claimedAt"`
+
+	// seal is the redemption server's signature over this claim. An entry without a valid
+	// seal was not recorded by rolecall and is ignored.
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	Seal string `json:"seal,omitempty"`
 }
 
 // ObjectReference names an object in the invitation's namespace.
@@ -302,6 +316,20 @@ type InvitationStatus struct {
 	// +optional
 	// +kubebuilder:validation:MaxLength=64
 	TokenID string `json:"tokenID,omitempty"`
+
+	// tokenHash is a keyed hash of the current token, by which the redemption server finds
+	// the invitation. Only the manager holds the key: the hash does not allow recovering or
+	// testing a token.
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	TokenHash string `json:"tokenHash,omitempty"`
+
+	// tokenSeal is the manager's signature over the current token's hash, tokenID, issuedAt,
+	// expiresAt, this invitation and its resend annotation. A token whose seal does not
+	// verify is not redeemable: editing status cannot make a token current or extend it.
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	TokenSeal string `json:"tokenSeal,omitempty"`
 
 	// tokenSecretRef names the Secret that holds the token (key "token") and its URL (key "url").
 	// +optional
@@ -351,6 +379,14 @@ type InvitationStatus struct {
 	// +kubebuilder:validation:Minimum=0
 	DeliveryAttempts int32 `json:"deliveryAttempts,omitempty"`
 
+	// recentDeliveries are when this invitation's links (any of its tokens) were delivered
+	// in the last hour or so, oldest first: the delivery limits count them, per invitation
+	// and per recipient, across restarts of the manager.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=20
+	RecentDeliveries []metav1.Time `json:"recentDeliveries,omitempty"`
+
 	// observedResend is the value of the invites.rolecall.dev/resend annotation that the
 	// current token answers, so that each new value rotates the token exactly once.
 	// +optional
@@ -381,6 +417,7 @@ type InvitationStatus struct {
 // +kubebuilder:printcolumn:name="Uses",type=string,JSONPath=`.status.usesSummary`
 // +kubebuilder:printcolumn:name="Expires",type=string,JSONPath=`.status.expiresAt`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:selectablefield:JSONPath=`.spec.inviter.username`
 // +kubebuilder:validation:XValidation:rule="!has(self.status) || !has(self.status.uses) || self.status.uses <= self.spec.maxUses",message="spec.maxUses may not be lower than status.uses",fieldPath=".spec.maxUses"
 type Invitation struct {
 	metav1.TypeMeta   `json:",inline"`
@@ -402,6 +439,23 @@ type InvitationList struct {
 	metav1.TypeMeta `json:",inline"`
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []Invitation `json:"items"`
+}
+
+// GiveBackUse undoes the user's pending claim: the entry goes, the use is returned and the
+// redemption forgotten. It says whether there was a claim to undo. The redemption server
+// calls it when binding fails, the controller for a claim whose server died.
+func (in *Invitation) GiveBackUse(user string) bool {
+	i := slices.IndexFunc(in.Status.PendingRedemptions, func(p PendingRedemption) bool { return p.User == user })
+	if i < 0 {
+		return false
+	}
+	in.Status.PendingRedemptions = slices.Delete(in.Status.PendingRedemptions, i, i+1)
+	in.Status.Uses = max(0, in.Status.Uses-1)
+	in.Status.UsesSummary = in.SummarizeUses()
+	if j := slices.IndexFunc(in.Status.Redemptions, func(r Redemption) bool { return r.User == user }); j >= 0 {
+		in.Status.Redemptions = slices.Delete(in.Status.Redemptions, j, j+1)
+	}
+	return true
 }
 
 // SummarizeUses is status.usesSummary for the current counts. Whoever changes status.uses

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -22,6 +23,7 @@ import (
 	"github.com/rolecall/rolecall/internal/identity"
 	"github.com/rolecall/rolecall/internal/manager"
 	"github.com/rolecall/rolecall/internal/redeem"
+	"github.com/rolecall/rolecall/internal/seal"
 )
 
 // redemptionResult is one cell of the redemption table.
@@ -207,6 +209,12 @@ func startReplicas(ctx context.Context, cp *controlPlane, n int) ([]string, func
 			<-done
 		}
 	}
+	// Every replica seals with the same key, as replicas sharing the key Secret do.
+	cfg := benchConfig()
+	sealer, err := manager.NewSealer(cfg.SealKey)
+	if err != nil {
+		return nil, nil, err
+	}
 	for i := range n {
 		opts := cp.webhookOptions()
 		if i > 0 {
@@ -217,12 +225,11 @@ func startReplicas(ctx context.Context, cp *controlPlane, n int) ([]string, func
 			stop()
 			return nil, nil, err
 		}
-		cfg := benchConfig()
 		if err := manager.Setup(ctx, mgr, cfg, manager.Parts{Controllers: i == 0, Webhooks: i == 0}); err != nil {
 			stop()
 			return nil, nil, err
 		}
-		server, err := redemptionServer(ctx, cp, mgr)
+		server, err := redemptionServer(cp, mgr, sealer)
 		if err != nil {
 			stop()
 			return nil, nil, err
@@ -244,18 +251,14 @@ func startReplicas(ctx context.Context, cp *controlPlane, n int) ([]string, func
 	return urls, stop, nil
 }
 
-func redemptionServer(ctx context.Context, cp *controlPlane, mgr ctrl.Manager) (*redeem.Server, error) {
-	key, err := manager.IndexTokenSecrets(ctx, mgr)
-	if err != nil {
-		return nil, err
-	}
+func redemptionServer(cp *controlPlane, mgr ctrl.Manager, sealer *seal.Sealer) (*redeem.Server, error) {
 	live, err := client.New(cp.admin, client.Options{Scheme: mgr.GetScheme()})
 	if err != nil {
 		return nil, err
 	}
 	cfg := benchConfig()
 	return &redeem.Server{
-		Reader: mgr.GetClient(), Live: live, HashKey: key, Authenticator: benchUsers{},
+		Reader: mgr.GetClient(), Live: live, Sealer: sealer, Authenticator: benchUsers{},
 		Authorizer: manager.NewAuthorizer(mgr, cfg), Clock: clock.RealClock{},
 		Recorder: mgr.GetEventRecorder("rolecall-redeem"), Log: ctrl.Log.WithName("redeem"),
 		// Every benchmark client shares one address: the limits are not what is measured.
@@ -263,8 +266,17 @@ func redemptionServer(ctx context.Context, cp *controlPlane, mgr ctrl.Manager) (
 	}, nil
 }
 
+// benchKey is the sealing key every replica of a run shares.
+var benchKey = func() []byte {
+	key := make([]byte, seal.KeySize)
+	if _, err := rand.Read(key); err != nil {
+		panic(err)
+	}
+	return key
+}()
+
 func benchConfig() manager.Config {
-	return manager.Config{PublicURL: "https://invite.example.test", DefaultExpiresAfter: 72 * time.Hour, AllowRBACDelegation: true, InvitationWorkers: 4}
+	return manager.Config{SealKey: benchKey, PublicURL: "https://invite.example.test", DefaultExpiresAfter: 72 * time.Hour, AllowRBACDelegation: true, InvitationWorkers: 4}
 }
 
 func withoutMetrics(o ctrl.Options) ctrl.Options {

@@ -6,8 +6,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -16,9 +18,11 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	invitesv1alpha1 "github.com/rolecall/rolecall/api/v1alpha1"
+	"github.com/rolecall/rolecall/internal/seal"
 )
 
 // Labels and annotations on every binding rolecall makes.
@@ -46,7 +50,14 @@ const (
 	ManagedByLabel = "app.kubernetes.io/managed-by"
 	// ManagedByValue is ManagedByLabel's value.
 	ManagedByValue = "rolecall"
+	// SealAnnotation is rolecall's signature over what a binding grants, to whom, for which
+	// invitation, until when and with which idpGroup. Labels and annotations can be written
+	// by anyone who may create bindings; only a binding whose seal verifies is rolecall's,
+	// and rolecall acts on no other (see Sealed).
+	SealAnnotation = "invites.rolecall.dev/seal"
 )
+
+const purposeBinding = "rolecall/binding/v1"
 
 // +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=rolebindings;clusterrolebindings,verbs=get;list;watch;create;delete
 // +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=roles;clusterroles,verbs=bind
@@ -71,31 +82,46 @@ func name(inv *invitesv1alpha1.Invitation, username string, grant int) string {
 	return "rolecall-" + hex.EncodeToString(sum[:10])
 }
 
-// Holds says whether the user holds every binding of the invitation. Bindings have
-// deterministic names, so this is a read by name per grant, which a cache can answer: a
-// binding made a moment ago and not yet seen belongs to a redemption the invitation's
-// status already records. Some but not all means a redemption is still being made, or
-// failed and is being undone: not held.
-func Holds(ctx context.Context, c client.Reader, inv *invitesv1alpha1.Invitation, username string) (bool, error) {
+// Holds says whether the user holds every binding of the invitation, as rolecall made them.
+// Bindings have deterministic names, so this is a read by name per grant, which a cache can
+// answer. Some but not all means a redemption is still being made, or failed and is being
+// undone, or an administrator removed a grant: not held. A binding with that name that
+// rolecall did not seal, or that no longer binds the role to the user, is not held either.
+func Holds(ctx context.Context, c client.Reader, sealer *seal.Sealer, inv *invitesv1alpha1.Invitation, username string) (bool, error) {
 	for i, g := range inv.Spec.Grants {
-		obj, _ := desired(inv, username, i, g)
-		err := c.Get(ctx, client.ObjectKeyFromObject(obj), obj)
+		want, _ := desired(inv, username, i, g)
+		have := want.DeepCopyObject().(client.Object)
+		err := c.Get(ctx, client.ObjectKeyFromObject(want), have)
 		if apierrors.IsNotFound(err) {
 			return false, nil
 		}
 		if err != nil {
 			return false, err
 		}
+		if !have.GetDeletionTimestamp().IsZero() || !sameGrant(want, have) || !Sealed(sealer, have) {
+			return false, nil
+		}
 	}
 	return true, nil
 }
 
 // Remove deletes the user's bindings from this invitation, for a redemption that could
-// not make all of them: a use that is given back leaves no grant behind.
-func Remove(ctx context.Context, c client.Client, inv *invitesv1alpha1.Invitation, username string) error {
+// not make all of them: a use that is given back leaves no grant behind. A binding of that
+// name that rolecall did not seal is someone else's and stays.
+func Remove(ctx context.Context, c client.Client, sealer *seal.Sealer, inv *invitesv1alpha1.Invitation, username string) error {
 	for i, g := range inv.Spec.Grants {
 		obj, _ := desired(inv, username, i, g)
-		if err := c.Delete(ctx, obj); client.IgnoreNotFound(err) != nil {
+		if err := c.Get(ctx, client.ObjectKeyFromObject(obj), obj); err != nil {
+			if apierrors.IsNotFound(err) {
+				continue
+			}
+			return fmt.Errorf("grants[%d]: %w", i, err)
+		}
+		if !Sealed(sealer, obj) {
+			continue
+		}
+		uid := obj.GetUID()
+		if err := c.Delete(ctx, obj, client.Preconditions{UID: &uid}); client.IgnoreNotFound(err) != nil {
 			return fmt.Errorf("grants[%d]: %w", i, err)
 		}
 	}
@@ -111,16 +137,29 @@ func ExpiresAt(inv *invitesv1alpha1.Invitation, redeemedAt time.Time) *time.Time
 	return &at
 }
 
-// Ensure makes every grant's binding for the user, leaving those that exist, and returns
-// them all. expiresAt, when set, is recorded on each binding for the expiry controller.
-func Ensure(ctx context.Context, c client.Client, inv *invitesv1alpha1.Invitation, username string, expiresAt *time.Time) ([]Made, error) {
+// Describe lists the bindings that hold the invitation's grants for the user, without
+// touching the cluster.
+func Describe(inv *invitesv1alpha1.Invitation, username string) []Made {
+	made := make([]Made, 0, len(inv.Spec.Grants))
+	for i, g := range inv.Spec.Grants {
+		_, m := desired(inv, username, i, g)
+		made = append(made, m)
+	}
+	return made
+}
+
+// Ensure makes every grant's binding for the user, sealed, leaving those that exist, and
+// returns them all. expiresAt, when set, is recorded on each binding for the expiry
+// controller. Only a fresh, checked claim may lead here: Ensure is how grants come about.
+func Ensure(ctx context.Context, c client.Client, sealer *seal.Sealer, inv *invitesv1alpha1.Invitation, username string, expiresAt *time.Time) ([]Made, error) {
 	made := make([]Made, 0, len(inv.Spec.Grants))
 	for i, g := range inv.Spec.Grants {
 		obj, m := desired(inv, username, i, g)
 		if expiresAt != nil {
 			obj.GetAnnotations()[ExpiresAtAnnotation] = expiresAt.Format(time.RFC3339)
 		}
-		if err := createOrConfirm(ctx, c, obj); err != nil {
+		obj.GetAnnotations()[SealAnnotation] = sealer.Sum(purposeBinding, bindingFields(obj)...)
+		if err := createOrConfirm(ctx, c, sealer, obj); err != nil {
 			return made, fmt.Errorf("grants[%d]: %w", i, err)
 		}
 		made = append(made, m)
@@ -133,11 +172,11 @@ func desired(inv *invitesv1alpha1.Invitation, username string, i int, g invitesv
 		Name: name(inv, username, i),
 		Labels: map[string]string{
 			InvitationUIDLabel: string(inv.UID), UserLabel: UserHash(username),
-			"app.kubernetes.io/managed-by": "rolecall",
+			ManagedByLabel: ManagedByValue,
 		},
 		Annotations: map[string]string{
-			UsernameAnnotation:                username,
-			"invites.rolecall.dev/invitation": inv.Namespace + "/" + inv.Name,
+			UsernameAnnotation:   username,
+			InvitationAnnotation: inv.Namespace + "/" + inv.Name,
 		},
 	}
 	if g.IDPGroup != "" {
@@ -163,20 +202,84 @@ func desired(inv *invitesv1alpha1.Invitation, username string, i int, g invitesv
 		Made{Kind: "RoleBinding", Name: meta.Name, Namespace: meta.Namespace, RoleRef: roleRef.Kind + "/" + roleRef.Name}
 }
 
-// createOrConfirm creates the binding, or confirms that the one already there is the same.
-func createOrConfirm(ctx context.Context, c client.Client, want client.Object) error {
+// createOrConfirm creates the binding, or confirms that the one already there is rolecall's
+// and the same.
+func createOrConfirm(ctx context.Context, c client.Client, sealer *seal.Sealer, want client.Object) error {
 	err := c.Create(ctx, want)
 	if !apierrors.IsAlreadyExists(err) {
 		return err
 	}
 	have := want.DeepCopyObject().(client.Object)
-	if err := c.Get(ctx, client.ObjectKeyFromObject(want), have); err != nil {
+	err = c.Get(ctx, client.ObjectKeyFromObject(want), have)
+	if apierrors.IsNotFound(err) {
+		// Deleted between our create and our read: someone is removing this grant.
+		return fmt.Errorf("%w: %s was deleted while it was being made", ErrConflict, want.GetName())
+	}
+	if err != nil {
 		return err
 	}
-	if !sameGrant(want, have) {
-		return fmt.Errorf("%s %s exists and binds something else", have.GetObjectKind().GroupVersionKind().Kind, have.GetName())
+	if !sameGrant(want, have) || !Sealed(sealer, have) {
+		return fmt.Errorf("%w: %s exists and was not made by rolecall for this grant", ErrConflict, have.GetName())
 	}
 	return nil
+}
+
+// ErrConflict means a binding with the name rolecall would give a grant exists and is not
+// rolecall's (someone else made it: rolecall neither adopts nor overwrites it), or was
+// deleted while rolecall made it.
+var ErrConflict = errors.New("binding conflict")
+
+// Sealed says rolecall made the binding: its seal verifies over what it grants, to whom,
+// for which invitation, until when and with which idpGroup. Controllers act only on sealed
+// bindings, and take every fact they act on from what the seal covers.
+func Sealed(sealer *seal.Sealer, binding client.Object) bool {
+	return sealer.Verify(binding.GetAnnotations()[SealAnnotation], purposeBinding, bindingFields(binding)...)
+}
+
+// bindingFields are what a binding's seal covers. Subjects are not among them: rolecall
+// empties them while an idpGroup membership is being removed; the username annotation
+// says whom the grant is for, and Holds checks that the subjects still name them.
+func bindingFields(binding client.Object) []string {
+	var roleRef rbacv1.RoleRef
+	kind := "ClusterRoleBinding"
+	switch b := binding.(type) {
+	case *rbacv1.RoleBinding:
+		kind, roleRef = "RoleBinding", b.RoleRef
+	case *rbacv1.ClusterRoleBinding:
+		roleRef = b.RoleRef
+	default:
+		return nil
+	}
+	a := binding.GetAnnotations()
+	return []string{
+		kind, binding.GetNamespace(), binding.GetName(), roleRef.Kind, roleRef.Name,
+		binding.GetLabels()[InvitationUIDLabel], a[UsernameAnnotation], a[InvitationAnnotation],
+		a[IDPGroupAnnotation], a[ExpiresAtAnnotation],
+	}
+}
+
+// Owner is what a sealed binding says about where it came from.
+type Owner struct {
+	// Invitation is the namespace and name of the invitation that made the binding.
+	Invitation types.NamespacedName
+	// UID is that invitation's UID: an invitation of the same name made later is another.
+	UID types.UID
+	// Username is whom the grant is for.
+	Username string
+}
+
+// OwnerOf reads where a binding came from. It is only to be trusted for a binding that is
+// Sealed.
+func OwnerOf(binding client.Object) (Owner, bool) {
+	ns, name, ok := strings.Cut(binding.GetAnnotations()[InvitationAnnotation], "/")
+	if !ok || ns == "" || name == "" {
+		return Owner{}, false
+	}
+	return Owner{
+		Invitation: types.NamespacedName{Namespace: ns, Name: name},
+		UID:        types.UID(binding.GetLabels()[InvitationUIDLabel]),
+		Username:   binding.GetAnnotations()[UsernameAnnotation],
+	}, true
 }
 
 func sameGrant(want, have client.Object) bool {
@@ -194,11 +297,12 @@ func sameGrant(want, have client.Object) bool {
 // ReplaceOthers removes the user's bindings from other rolecall invitations in the scope of
 // this one (the namespaces its grants land in, and the cluster if it grants cluster-wide):
 // what `upgrade: Replace` promises. It returns how many it removed.
-func ReplaceOthers(ctx context.Context, c client.Client, inv *invitesv1alpha1.Invitation, username string) (int, error) {
+func ReplaceOthers(ctx context.Context, c client.Client, sealer *seal.Sealer, inv *invitesv1alpha1.Invitation, username string) (int, error) {
 	removed := 0
 	for _, scope := range scopes(inv) {
 		n, err := deleteListed(ctx, c, c, scope.list, func(binding client.Object) bool {
-			return binding.GetLabels()[InvitationUIDLabel] != string(inv.UID)
+			return binding.GetLabels()[InvitationUIDLabel] != string(inv.UID) && Sealed(sealer, binding) &&
+				binding.GetAnnotations()[UsernameAnnotation] == username
 		}, scope.namespace, client.MatchingLabels{UserLabel: UserHash(username), ManagedByLabel: ManagedByValue})
 		removed += n
 		if err != nil {
@@ -237,11 +341,11 @@ func scopes(inv *invitesv1alpha1.Invitation) []scope {
 // RemoveAll deletes every binding the invitation made, for every user: what revokeGrants
 // promises. It lists through reader (the manager's cache holds only rolecall's bindings)
 // and deletes through writer. It returns how many it deleted.
-func RemoveAll(ctx context.Context, reader client.Reader, writer client.Client, inv *invitesv1alpha1.Invitation) (int, error) {
+func RemoveAll(ctx context.Context, reader client.Reader, writer client.Client, sealer *seal.Sealer, inv *invitesv1alpha1.Invitation) (int, error) {
 	removed := 0
 	for _, list := range []client.ObjectList{&rbacv1.RoleBindingList{}, &rbacv1.ClusterRoleBindingList{}} {
 		n, err := deleteListed(ctx, reader, writer, list, func(binding client.Object) bool {
-			return binding.GetDeletionTimestamp().IsZero()
+			return binding.GetDeletionTimestamp().IsZero() && Sealed(sealer, binding)
 		}, client.MatchingLabels{InvitationUIDLabel: string(inv.UID)})
 		removed += n
 		if err != nil {

@@ -30,11 +30,15 @@ import (
 	"github.com/rolecall/rolecall/internal/metrics"
 	"github.com/rolecall/rolecall/internal/policy"
 	"github.com/rolecall/rolecall/internal/redeem"
+	"github.com/rolecall/rolecall/internal/seal"
 	"github.com/rolecall/rolecall/internal/webhook"
 )
 
 // Config is what the controllers need from the command line.
 type Config struct {
+	// SealKey is the key every replica seals with (seal.KeySize bytes, from seal.LoadKey).
+	// Tests that run one process may leave it empty: a random key is made.
+	SealKey []byte
 	// PublicURL is the redemption server's external base URL.
 	PublicURL string
 	// DefaultExpiresAfter applies to invitations that do not set spec.expiresAfter.
@@ -61,8 +65,13 @@ type Config struct {
 	Mail, Webhook delivery.Sender
 	// DeliveryBackoff is the wait after a failed delivery; it doubles with each failure.
 	DeliveryBackoff time.Duration
+	// DeliveryLimits bound deliveries per invitation and per recipient (zero: the defaults).
+	DeliveryLimits delivery.Limits
 	// IDPHook, when set, adds people to identity provider groups for grants with idpGroup.
 	IDPHook *delivery.IDPHook
+	// TokenAudience, when set, is the audience the redemption server accepts audience-bound
+	// service account tokens for; the discovery ConfigMap tells clients about it.
+	TokenAudience string
 }
 
 // NewScheme knows the built-in kinds and rolecall's.
@@ -116,9 +125,26 @@ func NewAuthorizer(mgr ctrl.Manager, cfg Config) *policy.Authorizer {
 	}
 }
 
-// AddIndexes registers the cache indexes the authorizer relies on.
+// AddIndexes registers the cache indexes the authorizer, the redemption server and the
+// controller rely on.
 func AddIndexes(ctx context.Context, mgr ctrl.Manager) error {
-	return mgr.GetFieldIndexer().IndexField(ctx, &invitesv1alpha1.Invitation{}, policy.InviterIndex, policy.InviterIndexValue)
+	indexer := mgr.GetFieldIndexer()
+	if err := indexer.IndexField(ctx, &invitesv1alpha1.Invitation{}, policy.InviterIndex, policy.InviterIndexValue); err != nil {
+		return err
+	}
+	return indexer.IndexField(ctx, &invitesv1alpha1.Invitation{}, seal.TokenHashIndex, seal.TokenHashIndexValue)
+}
+
+// NewSealer returns the sealer for the configured key, or for a fresh random key when none
+// is configured (one process alone: nobody else needs to verify its seals).
+func NewSealer(key []byte) (*seal.Sealer, error) {
+	if len(key) == 0 {
+		key = make([]byte, seal.KeySize)
+		if _, err := rand.Read(key); err != nil {
+			return nil, err
+		}
+	}
+	return seal.New(key)
 }
 
 // Parts says which halves of rolecall a manager runs: the production manager runs both,
@@ -138,6 +164,10 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config, parts Parts) error
 		return err
 	}
 	authorizer := NewAuthorizer(mgr, cfg)
+	sealer, err := NewSealer(cfg.SealKey)
+	if err != nil {
+		return err
+	}
 	if err := metrics.RegisterInvitations(mgr.GetCache()); err != nil && !isAlreadyRegistered(err) {
 		return err
 	}
@@ -146,7 +176,10 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config, parts Parts) error
 		return err
 	}
 	if parts.Redemption {
-		if err := addRedemption(ctx, mgr, cfg, authorizer, live); err != nil {
+		if err := addRedemption(mgr, cfg, authorizer, sealer, live); err != nil {
+			return err
+		}
+		if err := addDiscovery(mgr, cfg, live); err != nil {
 			return err
 		}
 	}
@@ -156,7 +189,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config, parts Parts) error
 		}
 	}
 	if parts.Controllers {
-		return addControllers(mgr, cfg, authorizer, live)
+		return addControllers(mgr, cfg, authorizer, sealer, live)
 	}
 	return nil
 }
@@ -168,18 +201,13 @@ func isAlreadyRegistered(err error) bool {
 	return errors.As(err, &already)
 }
 
-// addRedemption indexes token Secrets under a key that lives only in this process, and
-// adds the redemption server.
-func addRedemption(ctx context.Context, mgr ctrl.Manager, cfg Config, authorizer *policy.Authorizer, live client.Client) error {
-	key, err := IndexTokenSecrets(ctx, mgr)
-	if err != nil {
-		return err
-	}
+// addRedemption adds the redemption server.
+func addRedemption(mgr ctrl.Manager, cfg Config, authorizer *policy.Authorizer, sealer *seal.Sealer, live client.Client) error {
 	if cfg.Clock == nil {
 		cfg.Clock = clock.RealClock{}
 	}
 	server := &redeem.Server{
-		Reader: mgr.GetClient(), Live: live, HashKey: key,
+		Reader: mgr.GetClient(), Live: live, Sealer: sealer,
 		Authenticator: cfg.Authenticator, Authorizer: authorizer, Clock: cfg.Clock,
 		Recorder: mgr.GetEventRecorder("rolecall-redeem"), Log: mgr.GetLogger().WithName("redeem"),
 		AllowedRedirectOrigins: cfg.AllowedRedirectOrigins, SignIn: cfg.SignIn, TrustedProxies: cfg.TrustedProxies,
@@ -187,16 +215,7 @@ func addRedemption(ctx context.Context, mgr ctrl.Manager, cfg Config, authorizer
 	return mgr.Add(&redeem.Runnable{Server: server, Addr: cfg.RedeemBindAddress, Listener: cfg.RedeemListener})
 }
 
-// IndexTokenSecrets registers redeem.TokenIndex under a fresh random key and returns it.
-func IndexTokenSecrets(ctx context.Context, mgr ctrl.Manager) ([]byte, error) {
-	key := make([]byte, 32)
-	if _, err := rand.Read(key); err != nil {
-		return nil, err
-	}
-	return key, mgr.GetFieldIndexer().IndexField(ctx, &corev1.Secret{}, redeem.TokenIndex, redeem.TokenIndexFunc(key))
-}
-
-func addControllers(mgr ctrl.Manager, cfg Config, authorizer *policy.Authorizer, live client.Client) error {
+func addControllers(mgr ctrl.Manager, cfg Config, authorizer *policy.Authorizer, sealer *seal.Sealer, live client.Client) error {
 	if cfg.Clock == nil {
 		cfg.Clock = clock.RealClock{}
 	}
@@ -208,6 +227,7 @@ func addControllers(mgr ctrl.Manager, cfg Config, authorizer *policy.Authorizer,
 		Recorder:            mgr.GetEventRecorder("rolecall"),
 		Clock:               cfg.Clock,
 		Authorizer:          authorizer,
+		Sealer:              sealer,
 		PublicURL:           cfg.PublicURL,
 		DefaultExpiresAfter: cfg.DefaultExpiresAfter,
 		Workers:             cfg.InvitationWorkers,
@@ -217,7 +237,7 @@ func addControllers(mgr ctrl.Manager, cfg Config, authorizer *policy.Authorizer,
 	}
 	deliveries := &controllers.DeliveryReconciler{
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("rolecall"),
-		Clock: cfg.Clock, Mail: cfg.Mail, Webhook: cfg.Webhook, Backoff: cfg.DeliveryBackoff,
+		Clock: cfg.Clock, Mail: cfg.Mail, Webhook: cfg.Webhook, Backoff: cfg.DeliveryBackoff, Limits: cfg.DeliveryLimits,
 	}
 	if err := deliveries.SetupWithManager(mgr); err != nil {
 		return err
@@ -228,14 +248,14 @@ func addControllers(mgr ctrl.Manager, cfg Config, authorizer *policy.Authorizer,
 	}
 	for kind, obj := range map[string]client.Object{"RoleBinding": &rbacv1.RoleBinding{}, "ClusterRoleBinding": &rbacv1.ClusterRoleBinding{}} {
 		expiry := &controllers.GrantExpiryReconciler{
-			Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("rolecall"), Clock: cfg.Clock, Object: obj, Kind: kind,
+			Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("rolecall"), Clock: cfg.Clock, Sealer: sealer, Object: obj, Kind: kind,
 		}
 		if err := expiry.SetupWithManager(mgr); err != nil {
 			return err
 		}
 		groups := &controllers.IDPGroupReconciler{
 			Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("rolecall"),
-			Clock: cfg.Clock, Hook: cfg.IDPHook, Object: obj.DeepCopyObject().(client.Object), Kind: kind,
+			Clock: cfg.Clock, Hook: cfg.IDPHook, Sealer: sealer, Object: obj.DeepCopyObject().(client.Object), Kind: kind,
 		}
 		if err := groups.SetupWithManager(mgr); err != nil {
 			return err

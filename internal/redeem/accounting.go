@@ -7,7 +7,6 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
-	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	invitesv1alpha1 "github.com/rolecall/rolecall/api/v1alpha1"
@@ -19,10 +18,12 @@ import (
 // no two redemptions can take the same use, on one replica or several. Within a replica a
 // lock per invitation keeps the replicas' requests from fighting each other for nothing.
 //
-// A claim also records the user as pending. Once their bindings exist the entry is done,
-// and the controller (or the next claim) removes it; if binding fails the use is given
-// back. A process that dies in between leaves the pending entry without bindings, and the
-// controller completes it after a grace period: a use is never held by nobody.
+// A claim also records the user as pending, sealed with the manager's key. Once their
+// bindings exist the entry is done, and the controller (or the next claim) removes it; if
+// binding fails the use is given back. A process that dies in between leaves the pending
+// entry without bindings: the controller gives that use back after a grace period, and the
+// person redeems again with a new claim. Nothing but the request that claimed a use ever
+// binds for it, so nothing written into status can make a grant.
 
 // maxRedemptions bounds status.redemptions; uses keeps the full count.
 const maxRedemptions = 100
@@ -34,6 +35,11 @@ const claimAttempts = 100
 // the claims of everyone in the group ride on it, and one client hanging up must not
 // fail the others.
 const commitTimeout = 20 * time.Second
+
+// bindTimeout bounds making the bindings of a claimed use. It is well inside the
+// controller's grace for pending claims (30 s), so a use is never given back while the
+// request that claimed it may still bind.
+const bindTimeout = 15 * time.Second
 
 type outcome int
 
@@ -48,7 +54,7 @@ const (
 func (s *Server) unsettled(ctx context.Context, inv *invitesv1alpha1.Invitation) []invitesv1alpha1.PendingRedemption {
 	kept := inv.Status.PendingRedemptions[:0:0]
 	for _, p := range inv.Status.PendingRedemptions {
-		if held, err := bindings.Holds(ctx, s.Reader, inv, p.User); err != nil || !held {
+		if held, err := bindings.Holds(ctx, s.Reader, s.Sealer, inv, p.User); err != nil || !held {
 			kept = append(kept, p)
 		}
 	}
@@ -56,28 +62,35 @@ func (s *Server) unsettled(ctx context.Context, inv *invitesv1alpha1.Invitation)
 }
 
 // inProgressOrRecent says the user has a claim pending or among the recent redemptions.
-func inProgressOrRecent(inv *invitesv1alpha1.Invitation, user string) bool {
-	return slices.ContainsFunc(inv.Status.PendingRedemptions, func(p invitesv1alpha1.PendingRedemption) bool { return p.User == user }) ||
+func (s *Server) inProgressOrRecent(inv *invitesv1alpha1.Invitation, user string) bool {
+	return s.hasClaim(inv, user) ||
 		slices.ContainsFunc(inv.Status.Redemptions, func(r invitesv1alpha1.Redemption) bool { return r.User == user })
 }
 
-// redeemAgain decides whether a person the invitation already counted may have their
-// bindings (re)made without a new use. A claim still pending (a retry after a failure or a
-// crash) may finish unless the invitation was closed meanwhile; it may use the last place,
-// which the claim itself took. A finished redemption whose bindings are gone was undone on
-// purpose (by hand, grant expiry or revokeGrants): presenting the token again must not
-// bring the grants back.
+// hasClaim says the user has a pending claim that a redemption server sealed: an entry
+// anyone else wrote into status is no claim.
+func (s *Server) hasClaim(inv *invitesv1alpha1.Invitation, user string) bool {
+	return slices.ContainsFunc(inv.Status.PendingRedemptions, func(p invitesv1alpha1.PendingRedemption) bool {
+		return p.User == user && s.Sealer.ClaimSealed(inv, p)
+	})
+}
+
+// redeemAgain answers a person the invitation already counted, without a new use and
+// without binding anything. Whoever holds the grants is told so. A claim of theirs still
+// pending belongs to a request that is making the bindings now, or that died and whose use
+// the controller gives back: either way they try again in a moment. A finished redemption
+// whose bindings are gone was undone on purpose (by hand, grant expiry, revokeGrants or a
+// later Replace): presenting the token again must not bring the grants back.
 func (s *Server) redeemAgain(ctx context.Context, inv *invitesv1alpha1.Invitation, user string) (*Error, error) {
 	if refusal := closed(inv); refusal != nil {
 		return refusal, nil
 	}
-	if slices.ContainsFunc(inv.Status.PendingRedemptions, func(p invitesv1alpha1.PendingRedemption) bool { return p.User == user }) {
-		return nil, nil
-	}
-	// The cache said the bindings are missing; it may only lag behind another replica.
-	held, err := bindings.Holds(ctx, s.Live, inv, user)
+	held, err := bindings.Holds(ctx, s.Live, s.Sealer, inv, user)
 	if err != nil || held {
 		return nil, err
+	}
+	if s.hasClaim(inv, user) {
+		return errInProgress, nil
 	}
 	return errGrantsRemoved, nil
 }
@@ -118,36 +131,17 @@ func (s *Server) giveBack(ctx context.Context, claimed *invitesv1alpha1.Invitati
 	entry, release := s.invitations.exclusive(key)
 	defer release()
 	entry.written = nil
-	return settleFrom(ctx, s.Live, key, claimed, user, true)
-}
-
-// Settle removes a user's pending claim from an invitation, and with giveBack also returns
-// the use and forgets the redemption. The controller uses it for claims a crash left behind.
-func Settle(ctx context.Context, c client.Client, key types.NamespacedName, user string, giveBack bool) error {
-	return settleFrom(ctx, c, key, nil, user, giveBack)
-}
-
-func settleFrom(ctx context.Context, c client.Client, key types.NamespacedName, known *invitesv1alpha1.Invitation, user string, giveBack bool) error {
 	for attempt := range claimAttempts {
-		inv := &invitesv1alpha1.Invitation{}
-		if known != nil && attempt == 0 {
-			inv = known.DeepCopy()
-		} else if err := c.Get(ctx, key, inv); err != nil {
-			return client.IgnoreNotFound(err)
-		}
-		i := slices.IndexFunc(inv.Status.PendingRedemptions, func(p invitesv1alpha1.PendingRedemption) bool { return p.User == user })
-		if i < 0 {
-			return nil
-		}
-		inv.Status.PendingRedemptions = slices.Delete(inv.Status.PendingRedemptions, i, i+1)
-		if giveBack {
-			inv.Status.Uses--
-			inv.Status.UsesSummary = inv.SummarizeUses()
-			if j := slices.IndexFunc(inv.Status.Redemptions, func(r invitesv1alpha1.Redemption) bool { return r.User == user }); j >= 0 {
-				inv.Status.Redemptions = slices.Delete(inv.Status.Redemptions, j, j+1)
+		inv := claimed.DeepCopy()
+		if attempt > 0 {
+			if err := s.Live.Get(ctx, key, inv); err != nil {
+				return client.IgnoreNotFound(err)
 			}
 		}
-		err := c.Status().Update(ctx, inv)
+		if !inv.GiveBackUse(user) {
+			return nil
+		}
+		err := s.Live.Status().Update(ctx, inv)
 		if !apierrors.IsConflict(err) {
 			return err
 		}

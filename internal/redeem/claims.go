@@ -187,11 +187,11 @@ func (s *Server) decide(ctx context.Context, inv *invitesv1alpha1.Invitation, us
 	for i, user := range users {
 		if slices.Contains(claims, user) {
 			// The same person twice in one group: the second request finds the use the
-			// first one claims, as it would one write later.
-			results[i] = claimResult{inv: inv, outcome: alreadyRedeemed}
+			// first one claims, whose bindings are not made yet, as it would one write later.
+			results[i] = claimResult{inv: inv, outcome: refused, refusal: errInProgress}
 			continue
 		}
-		if inProgressOrRecent(inv, user) {
+		if s.inProgressOrRecent(inv, user) {
 			if !latest {
 				return nil, false, false
 			}
@@ -206,7 +206,7 @@ func (s *Server) decide(ctx context.Context, inv *invitesv1alpha1.Invitation, us
 			results[i] = claimResult{inv: inv, outcome: refused, refusal: refusal}
 			continue
 		}
-		claimUse(inv, user, now)
+		s.claimUse(inv, user, now)
 		claims = append(claims, user)
 		results[i] = claimResult{inv: inv, outcome: claimed}
 	}
@@ -223,12 +223,14 @@ func settledOutcome(refusal *Error, err error) outcome {
 	return alreadyRedeemed
 }
 
-// claimUse counts one use for the user and records them as pending and as redeemed.
-func claimUse(inv *invitesv1alpha1.Invitation, user string, now time.Time) {
+// claimUse counts one use for the user and records them as pending, under this server's
+// seal, and as redeemed.
+func (s *Server) claimUse(inv *invitesv1alpha1.Invitation, user string, now time.Time) {
 	inv.Status.Uses++
 	inv.Status.UsesSummary = inv.SummarizeUses()
-	inv.Status.PendingRedemptions = append(inv.Status.PendingRedemptions,
-		invitesv1alpha1.PendingRedemption{User: user, ClaimedAt: metav1.NewTime(now)})
+	pending := invitesv1alpha1.PendingRedemption{User: user, ClaimedAt: metav1.NewTime(now)}
+	s.Sealer.SealClaim(inv, &pending)
+	inv.Status.PendingRedemptions = append(inv.Status.PendingRedemptions, pending)
 	record := invitesv1alpha1.Redemption{User: user, RedeemedAt: metav1.NewTime(now)}
 	if at := bindings.ExpiresAt(inv, now); at != nil {
 		record.GrantsExpireAt = &metav1.Time{Time: *at}

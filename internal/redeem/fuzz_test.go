@@ -14,7 +14,6 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/go-logr/logr/funcr"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
@@ -26,6 +25,7 @@ import (
 	"github.com/rolecall/rolecall/internal/identity"
 	"github.com/rolecall/rolecall/internal/manager"
 	"github.com/rolecall/rolecall/internal/redeem"
+	"github.com/rolecall/rolecall/internal/seal"
 	"github.com/rolecall/rolecall/internal/token"
 )
 
@@ -62,12 +62,12 @@ func (fuzzAuthenticator) Authenticate(_ context.Context, credential string) (ide
 // concurrent reads and nothing writes to it.
 type fuzzStore struct {
 	reader client.Reader
-	key    []byte
+	sealer *seal.Sealer
 }
 
 func newFuzzStore(tb testing.TB) *fuzzStore {
 	tb.Helper()
-	key := []byte("fuzz-hash-key-0123456789abcdef")
+	key := []byte("fuzz-seal-key-0123456789abcdef01")
 	inv := &invitesv1alpha1.Invitation{
 		ObjectMeta: metav1.ObjectMeta{Name: "known", Namespace: "team-a", UID: types.UID("c0ffee00-0000-4000-8000-000000000001")},
 		Spec: invitesv1alpha1.InvitationSpec{
@@ -79,30 +79,28 @@ func newFuzzStore(tb testing.TB) *fuzzStore {
 			ExpiresAt: &metav1.Time{Time: fuzzNow.Add(72 * time.Hour)},
 		},
 	}
-	secret := &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{
-			Name: "known-token", Namespace: "team-a",
-			Labels:          map[string]string{invitesv1alpha1.TokenLabel: invitesv1alpha1.TokenLabelIssued},
-			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(inv, invitesv1alpha1.GroupVersion.WithKind("Invitation"))},
-		},
-		Data: map[string][]byte{invitesv1alpha1.TokenSecretKey: []byte(fuzzKnownToken)},
+	sealer, err := seal.New(key)
+	if err != nil {
+		tb.Fatal(err)
 	}
-	// A token Secret whose invitation is gone: its token must find nothing.
-	orphan := secret.DeepCopy()
-	orphan.Name, orphan.OwnerReferences[0].Name, orphan.OwnerReferences[0].UID = "orphan-token", "gone", "c0ffee00-0000-4000-8000-000000000002"
-	orphan.Data[invitesv1alpha1.TokenSecretKey] = []byte("orphanid.abcdefghijklmnopqrstuvwxyz234567")
+	inv.Status.TokenHash = sealer.TokenHash(fuzzKnownToken)
+	sealer.SealToken(inv)
+	// An invitation whose status names a token rolecall did not seal: its token finds nothing.
+	forged := inv.DeepCopy()
+	forged.Name, forged.UID = "forged", "c0ffee00-0000-4000-8000-000000000002"
+	forged.Status.TokenHash = sealer.TokenHash("orphanid.abcdefghijklmnopqrstuvwxyz234567")
 	reader := fake.NewClientBuilder().WithScheme(manager.NewScheme()).
-		WithObjects(inv, secret, orphan).
-		WithIndex(&corev1.Secret{}, redeem.TokenIndex, redeem.TokenIndexFunc(key)).
+		WithObjects(inv, forged).
+		WithIndex(&invitesv1alpha1.Invitation{}, seal.TokenHashIndex, seal.TokenHashIndexValue).
 		Build()
-	return &fuzzStore{reader: reader, key: key}
+	return &fuzzStore{reader: reader, sealer: sealer}
 }
 
 // server is a fresh Server for one request, so no input changes what the next one sees
 // (the failure limits are per Server), logging into log.
 func (s *fuzzStore) server(log logr.Logger) *redeem.Server {
 	return &redeem.Server{
-		Reader: s.reader, HashKey: s.key, Authenticator: fuzzAuthenticator{},
+		Reader: s.reader, Sealer: s.sealer, Authenticator: fuzzAuthenticator{},
 		Clock: clocktesting.NewFakePassiveClock(fuzzNow), Recorder: &events.FakeRecorder{}, Log: log,
 		Limits: unlimited,
 	}

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"net/netip"
 	"strings"
 
@@ -19,17 +18,11 @@ import (
 // behindProxy is a replica whose requests all come from 127.0.0.1, as from an Ingress
 // controller; trusted says whether the server is told so.
 func behindProxy(trusted bool) *replica {
-	base := replicas[0].server
-	server := &redeem.Server{
-		Reader: base.Reader, Live: base.Live, HashKey: base.HashKey, Authenticator: people,
-		Authorizer: base.Authorizer, Clock: fakeClock, Recorder: base.Recorder, Log: base.Log, Limits: redeem.DefaultLimits,
-	}
-	if trusted {
-		server.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
-	}
-	r := &replica{server: server, http: httptest.NewServer(server.Handler())}
-	DeferCleanup(r.http.Close)
-	return r
+	return limited(redeem.DefaultLimits, func(s *redeem.Server) {
+		if trusted {
+			s.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+		}
+	})
 }
 
 // redeemVia posts a redemption carrying the X-Forwarded-For a proxy would pass on.
@@ -79,5 +72,25 @@ var _ = Describe("Rate limits behind a proxy", func() {
 		_, tok := issue(ctx, ns)
 		guess(ctx, r, func(i int) string { return fmt.Sprintf("192.0.2.%d", i) })
 		Expect(redeemVia(ctx, r, "192.0.2.99", person("guesser"), tok)).To(Equal(http.StatusTooManyRequests))
+	})
+
+	It("count a whole IPv6 /64 as one client: its other addresses are no fresh budget", func(ctx SpecContext) {
+		r := behindProxy(true)
+		_, tok := issue(ctx, ns)
+		guess(ctx, r, func(i int) string { return fmt.Sprintf("2001:db8:1:2::%x", i+1) })
+		Expect(redeemVia(ctx, r, "2001:db8:1:2:ffff:ffff:ffff:fffe", person("guesser"), tok)).To(Equal(http.StatusTooManyRequests))
+		Expect(redeemVia(ctx, r, "2001:db8:1:3::1", person("neighbour"), tok)).To(Equal(http.StatusCreated), "the next /64 is someone else")
+	})
+
+	It("count an IPv4 client written as IPv4-mapped IPv6 as that IPv4 client", func(ctx SpecContext) {
+		r := behindProxy(true)
+		_, tok := issue(ctx, ns)
+		guess(ctx, r, func(i int) string {
+			if i%2 == 0 {
+				return "203.0.113.6"
+			}
+			return "::ffff:203.0.113.6"
+		})
+		Expect(redeemVia(ctx, r, "::ffff:cb00:7106", person("guesser"), tok)).To(Equal(http.StatusTooManyRequests))
 	})
 })

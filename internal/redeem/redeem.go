@@ -37,6 +37,11 @@ type Result struct {
 }
 
 // Redeem gives the user the invitation's grants, or says why not.
+//
+// Grants come about in one way only: a use claimed now, on the latest version of an open
+// invitation, by a person whose credential, email and inviter's policy were just checked.
+// A person who already holds the grants is told so from live state and nothing is bound;
+// one whose grants were removed gets them back only through a new invitation.
 func (s *Server) Redeem(ctx context.Context, submitted string, user identity.User) (Result, *Error) {
 	inv, refusal, err := s.lookup(ctx, submitted)
 	if err != nil {
@@ -54,54 +59,87 @@ func (s *Server) Redeem(ctx context.Context, submitted string, user identity.Use
 	if refusal, err := s.checkPolicy(ctx, inv); refusal != nil || err != nil {
 		return result, orFailure(refusal, err, s)
 	}
+	held, err := s.holdsLive(ctx, inv, user.Username)
+	if err != nil {
+		return result, s.failure(err)
+	}
+	if held {
+		return s.answer(result, inv, user.Username, false), nil
+	}
+	now := s.Clock.Now()
+	inv, outcome, claimRefusal, err := s.claim(ctx, inv, user.Username, now)
+	if claimRefusal != nil || err != nil {
+		return result, orFailure(claimRefusal, err, s)
+	}
+	if outcome == alreadyRedeemed {
+		return s.answer(result, inv, user.Username, false), nil
+	}
+	if refusal := s.bind(ctx, inv, user.Username, now); refusal != nil {
+		return result, refusal
+	}
+	return s.answer(result, inv, user.Username, true), nil
+}
+
+// holdsLive says whether the user holds the invitation's grants now. The cache answers
+// "no" for everyone who is new, which is most people; a "yes" is confirmed with the API
+// server, because the cache may still show a binding an administrator just deleted.
+func (s *Server) holdsLive(ctx context.Context, inv *invitesv1alpha1.Invitation, username string) (bool, error) {
+	held, err := bindings.Holds(ctx, s.Reader, s.Sealer, inv, username)
+	if err != nil || !held {
+		return false, err
+	}
+	return bindings.Holds(ctx, s.Live, s.Sealer, inv, username)
+}
+
+// bind makes the grants of a use just claimed. If that fails, the bindings made so far are
+// removed and the use is given back, so a refusal leaves nothing behind.
+func (s *Server) bind(ctx context.Context, inv *invitesv1alpha1.Invitation, username string, claimedAt time.Time) *Error {
 	key := client.ObjectKeyFromObject(inv)
-	held, err := bindings.Holds(ctx, s.Reader, inv, user.Username)
-	if err != nil {
-		return result, s.failure(err)
-	}
-	outcome := alreadyRedeemed
-	if !held {
-		var claimRefusal *Error
-		inv, outcome, claimRefusal, err = s.claim(ctx, inv, user.Username, s.Clock.Now())
-		if claimRefusal != nil || err != nil {
-			return result, orFailure(claimRefusal, err, s)
-		}
-	}
-	if outcome == claimed && s.AfterClaim != nil {
+	if s.AfterClaim != nil {
 		if err := s.AfterClaim(); err != nil {
-			return result, s.failure(err)
+			return s.failure(err)
 		}
 	}
-	made, err := bindings.Ensure(ctx, s.Live, inv, user.Username, s.grantsExpireAt(inv, user.Username))
+	// Bounded well inside the controller's grace for pending claims, so the controller
+	// never gives back a use whose bindings are still being made.
+	bindCtx, cancel := context.WithTimeout(ctx, bindTimeout)
+	defer cancel()
+	_, err := bindings.Ensure(bindCtx, s.Live, s.Sealer, inv, username, bindings.ExpiresAt(inv, claimedAt))
 	if err != nil {
-		if outcome == claimed {
-			if removeErr := bindings.Remove(ctx, s.Live, inv, user.Username); removeErr != nil {
-				s.Log.Error(removeErr, "removing the bindings of a failed redemption", "invitation", key.String())
-			}
-			if giveErr := s.giveBack(ctx, inv, user.Username); giveErr != nil {
-				s.Log.Error(giveErr, "giving back a use; the controller will settle it", "invitation", key.String())
-			}
+		undoCtx, cancelUndo := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
+		defer cancelUndo()
+		if removeErr := bindings.Remove(undoCtx, s.Live, s.Sealer, inv, username); removeErr != nil {
+			s.Log.Error(removeErr, "removing the bindings of a failed redemption", "invitation", key.String())
 		}
-		return result, s.failure(err)
+		if giveErr := s.giveBack(undoCtx, inv, username); giveErr != nil {
+			s.Log.Error(giveErr, "giving back a use; the controller will settle it", "invitation", key.String())
+		}
+		if errors.Is(err, bindings.ErrConflict) {
+			return errBindingConflict
+		}
+		return s.failure(err)
 	}
-	if outcome == claimed && inv.Spec.Upgrade == invitesv1alpha1.UpgradeReplace {
+	if inv.Spec.Upgrade == invitesv1alpha1.UpgradeReplace {
 		// The new grants exist; only now do the earlier ones go, so the person is never
 		// left with neither.
-		if _, err := bindings.ReplaceOthers(ctx, s.Live, inv, user.Username); err != nil {
+		if _, err := bindings.ReplaceOthers(ctx, s.Live, s.Sealer, inv, username); err != nil {
 			s.Log.Error(err, "removing earlier grants for upgrade: Replace", "invitation", key.String())
 		}
 	}
-	if outcome == claimed {
-		// The bindings exist: the redemption is complete. Its pending entry is cleared by
-		// the controller's next status write (or the next claim), not by a third write here.
-		s.Recorder.Eventf(inv, nil, corev1.EventTypeNormal, "Redeemed", "Redeem", "redeemed by %s", user.Username)
-	}
-	result.Grants, result.created = made, outcome == claimed
-	if at := s.grantsExpireAt(inv, user.Username); at != nil {
+	// The bindings exist: the redemption is complete. Its pending entry is cleared by
+	// the controller's next status write (or the next claim), not by a third write here.
+	s.Recorder.Eventf(inv, nil, corev1.EventTypeNormal, "Redeemed", "Redeem", "redeemed by %s", username)
+	return nil
+}
+
+// answer fills in what the person holds from the invitation.
+func (s *Server) answer(result Result, inv *invitesv1alpha1.Invitation, username string, created bool) Result {
+	result.Grants, result.created = bindings.Describe(inv, username), created
+	if at := grantsExpireAt(inv, username); at != nil {
 		result.GrantsExpireAt = &metav1.Time{Time: *at}
 	}
 	result.RedirectURL = s.allowedRedirect(inv.Spec.RedirectURL)
-	return result, nil
+	return result
 }
 
 func orFailure(refusal *Error, err error, s *Server) *Error {
@@ -152,7 +190,7 @@ func checkEmail(inv *invitesv1alpha1.Invitation, user identity.User) *Error {
 	if user.Email == "" || !user.EmailVerified {
 		return errEmailUnverified
 	}
-	if !strings.EqualFold(user.Email, inv.Spec.Email) {
+	if !identity.EmailsMatch(user.Email, inv.Spec.Email) {
 		return errEmailMismatch
 	}
 	return nil
@@ -173,14 +211,14 @@ func (s *Server) checkPolicy(ctx context.Context, inv *invitesv1alpha1.Invitatio
 	return nil, nil
 }
 
-// grantsExpireAt counts from the user's redemption (or from now, for a redemption older
-// than the bounded list remembers).
-func (s *Server) grantsExpireAt(inv *invitesv1alpha1.Invitation, user string) *time.Time {
-	redeemedAt := s.Clock.Now()
+// grantsExpireAt is when the user's grants end, as the invitation records their redemption.
+func grantsExpireAt(inv *invitesv1alpha1.Invitation, user string) *time.Time {
 	if i := slices.IndexFunc(inv.Status.Redemptions, func(r invitesv1alpha1.Redemption) bool { return r.User == user }); i >= 0 {
-		redeemedAt = inv.Status.Redemptions[i].RedeemedAt.Time
+		if at := inv.Status.Redemptions[i].GrantsExpireAt; at != nil {
+			return &at.Time
+		}
 	}
-	return bindings.ExpiresAt(inv, redeemedAt)
+	return nil
 }
 
 // allowedRedirect returns the URL only when its origin is on the allowlist: never an

@@ -419,11 +419,11 @@ var _ = Describe("Redeeming under load and faults", func() {
 		Expect(bindingsOf(ctx, inv)).To(BeEmpty(), "the first grant's binding was removed with the use")
 	})
 
-	It("settles a use claimed by a server that died before binding: the books balance", func(ctx SpecContext) {
+	It("gives back a use claimed by a server that died before binding: the books balance, and the person redeems again", func(ctx SpecContext) {
 		inv, tok := issue(ctx, ns, func(s *invitesv1alpha1.InvitationSpec) { s.MaxUses = 3 })
 		healthy := replicas[0].server
 		crashing := &redeem.Server{
-			Reader: healthy.Reader, Live: healthy.Live, HashKey: healthy.HashKey, Authenticator: people,
+			Reader: healthy.Reader, Live: healthy.Live, Sealer: healthy.Sealer, Authenticator: people,
 			Authorizer: healthy.Authorizer, Clock: fakeClock, Recorder: healthy.Recorder, Log: healthy.Log,
 			AfterClaim: func() error { return fmt.Errorf("the process died here") },
 		}
@@ -437,18 +437,26 @@ var _ = Describe("Redeeming under load and faults", func() {
 		Expect(stranded.Status.PendingRedemptions).To(ConsistOf(HaveField("User", "oidc:ivan")))
 		Expect(bindingsOf(ctx, inv)).To(BeEmpty(), "a use is counted that nobody holds, for now")
 
+		By("retrying while the claim is pending: told to wait, nothing bound")
+		a := redeemAt(ctx, replicas[1], ivan, tok)
+		Expect(a.status).To(Equal(http.StatusConflict), "%v", a.body)
+		Expect(a.body).To(HaveKeyWithValue("code", "in_progress"))
+
+		By("after the grace period the controller gives the use back")
 		fakeClock.Step(31 * time.Second)
 		Expect(k8sClient.Patch(ctx, inv, client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"annotations":{"nudge":"1"}}}`)))).To(Succeed())
 		Eventually(func(g Gomega) {
 			after := latest(ctx, inv)
 			g.Expect(after.Status.PendingRedemptions).To(BeEmpty())
-			g.Expect(after.Status.Uses).To(BeEquivalentTo(1))
+			g.Expect(after.Status.Uses).To(BeZero())
+			g.Expect(after.Status.Redemptions).To(BeEmpty())
 		}).Should(Succeed())
-		Expect(bindingsOf(ctx, inv)).To(ConsistOf(HaveField("Subjects", ConsistOf(HaveField("Name", "oidc:ivan")))))
+		Expect(bindingsOf(ctx, inv)).To(BeEmpty())
 
-		// Ivan retries, as he would after an error: he already holds the grant.
-		Expect(redeemAt(ctx, replicas[1], ivan, tok).status).To(Equal(http.StatusOK))
+		By("Ivan retries, as he would after an error: a new claim, checked like any other")
+		Expect(redeemAt(ctx, replicas[1], ivan, tok).status).To(Equal(http.StatusCreated))
 		Expect(latest(ctx, inv).Status.Uses).To(BeEquivalentTo(1))
+		Expect(bindingsOf(ctx, inv)).To(ConsistOf(HaveField("Subjects", ConsistOf(HaveField("Name", "oidc:ivan")))))
 	})
 })
 

@@ -23,6 +23,7 @@ import (
 	"github.com/rolecall/rolecall/internal/identity"
 	"github.com/rolecall/rolecall/internal/metrics"
 	"github.com/rolecall/rolecall/internal/policy"
+	"github.com/rolecall/rolecall/internal/seal"
 	"github.com/rolecall/rolecall/internal/token"
 )
 
@@ -31,12 +32,12 @@ const maxBody = 4 << 10
 
 // Server serves redemptions. Every replica runs one.
 type Server struct {
-	// Reader finds invitations and token Secrets (the manager's cache, with TokenIndex).
+	// Reader finds invitations (the manager's cache, with TokenHashIndex).
 	Reader client.Reader
 	// Live reads and writes past the cache: claims must see the latest version.
 	Live client.Client
-	// HashKey is this process's key for TokenIndex.
-	HashKey       []byte
+	// Sealer hashes tokens for lookup and verifies and signs what rolecall acts on.
+	Sealer        *seal.Sealer
 	Authenticator identity.Authenticator
 	Authorizer    *policy.Authorizer
 	Clock         clock.PassiveClock
@@ -94,7 +95,25 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /static/style.css", handleStyle)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
-	return securityHeaders(mux)
+	return securityHeaders(boundBodies(mux))
+}
+
+// maxRequestBody bounds every request's body before any handler reads it; handlers bound
+// what they parse more tightly still (maxBody, maxFormBody).
+const maxRequestBody = 16 << 10
+
+// boundBodies: nothing this server accepts is larger than a few KiB, so no request may make
+// it read (or a form parser buffer) more.
+func boundBodies(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength > maxRequestBody {
+			w.Header().Set("Connection", "close")
+			writeJSON(w, errTooLarge.Status, errTooLarge)
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, maxRequestBody)
+		next.ServeHTTP(w, r)
+	})
 }
 
 // securityHeaders: answers are about one person and one secret; nothing may cache,
@@ -117,18 +136,14 @@ type request struct {
 func (s *Server) handleRedemption(w http.ResponseWriter, r *http.Request) {
 	start := s.Clock.Now()
 	client := s.clientOf(r)
-	if wait := s.limits().clientBlocked(client); wait > 0 {
-		s.Log.Info("redemption", "status", http.StatusTooManyRequests, "code", errRateLimited.Code, "client", client)
-		s.observe(Result{}, errRateLimited, start)
-		retryAfter(w, wait)
-		writeJSON(w, errRateLimited.Status, errRateLimited)
+	if refusal := s.admitClient(w, client); refusal != nil {
+		s.Log.Info("redemption", "status", refusal.Status, "code", refusal.Code, "client", client)
+		s.observe(Result{}, refusal, start)
+		writeJSON(w, refusal.Status, refusal)
 		return
 	}
-	result, refusal, user, tokenID := s.serve(r)
-	s.countFailure(client, refusal, tokenID)
-	if refusal != nil && refusal.Status == http.StatusTooManyRequests {
-		retryAfter(w, s.limits().idLocked(tokenID))
-	}
+	result, refusal, user, tokenID := s.serve(w, r, client)
+	s.account(client, user, tokenID, refusal)
 	status := http.StatusOK
 	var body any = result
 	switch {
@@ -160,15 +175,44 @@ func (s *Server) observe(result Result, refusal *Error, start time.Time) {
 	metrics.RedemptionDuration.WithLabelValues(outcome).Observe(s.Clock.Since(start).Seconds())
 }
 
-// countFailure spends the client's failure budget on attempts that look like guessing, and
-// counts a wrong secret against the token ID it named.
-func (s *Server) countFailure(client string, refusal *Error, tokenID string) {
+// admitClient refuses, before any work, a client whose failure or refusal budget is spent.
+func (s *Server) admitClient(w http.ResponseWriter, client string) *Error {
+	if wait := s.limits().clientBlocked(client); wait > 0 {
+		retryAfter(w, wait)
+		return errRateLimited
+	}
+	return nil
+}
+
+// admitUser refuses, before the invitation is looked at, an authenticated user whose
+// refusal budget is spent: one credential cannot make the server and the API server
+// answer "no" over and over.
+func (s *Server) admitUser(w http.ResponseWriter, user string) *Error {
+	if wait := s.limits().userBlocked(user); wait > 0 {
+		retryAfter(w, wait)
+		return errUserRateLimited
+	}
+	return nil
+}
+
+// account charges a refusal to the client and the user (once known): attempts that look
+// like guessing spend the client's failure budget, and a wrong secret counts against the
+// client's standing with the token ID it named. Every refusal spends the refusal budgets
+// except those that are the server's fault (5xx) and rate limiting itself, so a client
+// that waits as Retry-After says is let in.
+func (s *Server) account(client, user, tokenID string, refusal *Error) {
+	if refusal == nil {
+		return
+	}
 	switch refusal {
 	case errMalformed, errUnauthenticated:
 		s.limits().clientFailed(client)
 	case errUnknownToken:
 		s.limits().clientFailed(client)
-		s.limits().idFailed(tokenID)
+		s.limits().idFailed(client, tokenID)
+	}
+	if refusal.Status >= 400 && refusal.Status < 500 && refusal.Status != http.StatusTooManyRequests {
+		s.limits().refused(client, user)
 	}
 }
 
@@ -189,17 +233,19 @@ func writeJSON(w http.ResponseWriter, status int, body any) {
 	_ = json.NewEncoder(w).Encode(body)
 }
 
-// serve parses, authenticates and redeems; it returns either a result or a refusal.
-func (s *Server) serve(r *http.Request) (Result, *Error, string, string) {
+// serve parses, authenticates and redeems; it returns either a result or a refusal, with
+// the user and token ID the refusal is charged to.
+func (s *Server) serve(w http.ResponseWriter, r *http.Request, client string) (Result, *Error, string, string) {
 	var req request
 	decoder := json.NewDecoder(http.MaxBytesReader(nil, r.Body, maxBody))
 	decoder.DisallowUnknownFields()
 	if err := decoder.Decode(&req); err != nil || req.Token == "" {
 		return Result{}, errMalformed, "", ""
 	}
-	// The token's public ID, if it has one, is what a lockout applies to.
+	// The token's public ID, if it has one, is what this client may be locked out of.
 	parsed, _ := token.Parse(req.Token)
-	if s.limits().idLocked(parsed.ID) > 0 {
+	if wait := s.limits().idLocked(client, parsed.ID); wait > 0 {
+		retryAfter(w, wait)
 		return Result{}, errLocked, "", parsed.ID
 	}
 	credential, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
@@ -214,6 +260,9 @@ func (s *Server) serve(r *http.Request) (Result, *Error, string, string) {
 			return Result{}, errUnavailable, "", parsed.ID
 		}
 		return Result{}, errUnauthenticated, "", parsed.ID
+	}
+	if refusal := s.admitUser(w, user.Username); refusal != nil {
+		return Result{}, refusal, user.Username, parsed.ID
 	}
 	result, refusal := s.Redeem(ctx, req.Token, user)
 	return result, refusal, user.Username, parsed.ID

@@ -41,7 +41,7 @@ const (
 
 var errBadSeal = errors.New("the sign-in cookie is missing, altered or expired")
 
-func seal(key []byte, f flow) (string, error) {
+func sealCookie(key []byte, f flow) (string, error) {
 	plain, err := json.Marshal(f)
 	if err != nil {
 		return "", err
@@ -57,7 +57,7 @@ func seal(key []byte, f flow) (string, error) {
 	return base64.RawURLEncoding.EncodeToString(aead.Seal(nonce, nonce, plain, []byte(flowCookie))), nil
 }
 
-func unseal(key []byte, sealed string, now time.Time) (flow, error) {
+func unsealCookie(key []byte, sealed string, now time.Time) (flow, error) {
 	raw, err := base64.RawURLEncoding.DecodeString(sealed)
 	// Only the encoding seal writes: the decoder would skip line breaks and the unused low
 	// bits of the last character, so altered values would otherwise pass for the original.

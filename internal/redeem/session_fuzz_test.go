@@ -32,7 +32,7 @@ func sameFlow(a, b flow) bool {
 
 func mustSeal(tb testing.TB, key []byte, f flow) string {
 	tb.Helper()
-	sealed, err := seal(key, f)
+	sealed, err := sealCookie(key, f)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -57,7 +57,7 @@ func FuzzUnseal(f *testing.F) {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, sealed string) {
-		got, err := unseal(sealKey, sealed, sealedNow)
+		got, err := unsealCookie(sealKey, sealed, sealedNow)
 		if err == nil {
 			known := false
 			for _, fl := range sealedFlows {
@@ -70,14 +70,14 @@ func FuzzUnseal(f *testing.F) {
 			if decodeErr != nil || base64.RawURLEncoding.EncodeToString(raw) != sealed {
 				t.Fatalf("unseal accepted %q, which is not the canonical encoding of a seal", sealed)
 			}
-			if _, err := unseal(sealKey, sealed, got.Expires); err == nil {
+			if _, err := unsealCookie(sealKey, sealed, got.Expires); err == nil {
 				t.Fatalf("unseal accepted %q at its expiry", sealed)
 			}
-			if _, err := unseal(otherKey, sealed, sealedNow); err == nil {
+			if _, err := unsealCookie(otherKey, sealed, sealedNow); err == nil {
 				t.Fatalf("%q unseals under another key too", sealed)
 			}
 		} else if err != errBadSeal {
-			t.Fatalf("unseal(%q) = %v; want errBadSeal", sealed, err)
+			t.Fatalf("unsealCookie(%q) = %v; want errBadSeal", sealed, err)
 		}
 	})
 }
@@ -102,17 +102,17 @@ func FuzzSealRoundTrip(f *testing.F) {
 		want := flow{Token: tok, Action: action, State: state, Nonce: nonce, Verifier: verifier, Expires: sealedNow.Add(ttl)}
 		sealed := mustSeal(t, sealKey, want)
 
-		got, err := unseal(sealKey, sealed, sealedNow)
+		got, err := unsealCookie(sealKey, sealed, sealedNow)
 		switch {
 		case ttl > 0 && (err != nil || !sameFlow(got, want)):
-			t.Fatalf("unseal(seal(%+v)) = %+v, %v", want, got, err)
+			t.Fatalf("unsealCookie(sealCookie(%+v)) = %+v, %v", want, got, err)
 		case ttl <= 0 && err == nil:
 			t.Fatalf("an expired flow unsealed: %+v", got)
 		}
-		if _, err := unseal(sealKey, sealed, want.Expires); err == nil {
+		if _, err := unsealCookie(sealKey, sealed, want.Expires); err == nil {
 			t.Fatal("a flow unsealed at its expiry")
 		}
-		if _, err := unseal(otherKey, sealed, sealedNow); err == nil {
+		if _, err := unsealCookie(otherKey, sealed, sealedNow); err == nil {
 			t.Fatal("a flow unsealed under another key")
 		}
 		if mask == 0 {
@@ -120,10 +120,10 @@ func FuzzSealRoundTrip(f *testing.F) {
 		}
 		changed := []byte(sealed)
 		changed[int(at)%len(changed)] ^= mask
-		if _, err := unseal(sealKey, string(changed), sealedNow); err == nil {
+		if _, err := unsealCookie(sealKey, string(changed), sealedNow); err == nil {
 			t.Fatalf("a flow unsealed with byte %d changed (^%#x)", int(at)%len(changed), mask)
 		}
-		if _, err := unseal(sealKey, sealed[:int(at)%len(sealed)], sealedNow); err == nil {
+		if _, err := unsealCookie(sealKey, sealed[:int(at)%len(sealed)], sealedNow); err == nil {
 			t.Fatalf("a flow unsealed from its first %d bytes", int(at)%len(sealed))
 		}
 	})
@@ -131,9 +131,9 @@ func FuzzSealRoundTrip(f *testing.F) {
 
 func TestSealRoundTrip(t *testing.T) {
 	for _, want := range sealedFlows {
-		got, err := unseal(sealKey, mustSeal(t, sealKey, want), sealedNow)
+		got, err := unsealCookie(sealKey, mustSeal(t, sealKey, want), sealedNow)
 		if err != nil || !sameFlow(got, want) {
-			t.Errorf("unseal(seal(%+v)) = %+v, %v", want, got, err)
+			t.Errorf("unsealCookie(sealCookie(%+v)) = %+v, %v", want, got, err)
 		}
 	}
 }
@@ -183,11 +183,11 @@ func TestUnsealRefuses(t *testing.T) {
 		}
 	}
 	for name, c := range cases {
-		if got, err := unseal(c.key, c.sealed, c.now); err == nil {
+		if got, err := unsealCookie(c.key, c.sealed, c.now); err == nil {
 			t.Errorf("%s: unseal accepted %q as %+v", name, c.sealed, got)
 		}
 	}
-	if _, err := unseal(make([]byte, 7), sealed, sealedNow); err == nil {
+	if _, err := unsealCookie(make([]byte, 7), sealed, sealedNow); err == nil {
 		t.Error("unseal accepted a key of the wrong length")
 	}
 }

@@ -100,7 +100,7 @@ func (s *Server) startSignIn(w http.ResponseWriter, r *http.Request, submitted, 
 		Token: submitted, Action: action, State: randomString(), Nonce: randomString(),
 		Verifier: oauth2.GenerateVerifier(), Expires: s.Clock.Now().Add(flowLifetime),
 	}
-	sealed, err := seal(s.SignIn.SessionKey, f)
+	sealed, err := sealCookie(s.SignIn.SessionKey, f)
 	if err != nil {
 		s.renderProblem(w, s.failure(err), "")
 		return
@@ -135,6 +135,10 @@ func (s *Server) handleCallback(w http.ResponseWriter, r *http.Request) {
 		s.renderProblem(w, refusal, user.Username)
 		return
 	}
+	if refusal := s.admitUser(w, user.Username); refusal != nil {
+		s.renderProblem(w, refusal, user.Username)
+		return
+	}
 	if f.Action == actionDecline {
 		s.finishDecline(w, r, f, user)
 		return
@@ -147,7 +151,7 @@ func (s *Server) finishSignIn(r *http.Request) (flow, identity.User, *Error) {
 	if err != nil {
 		return flow{}, identity.User{}, errSignInFailed
 	}
-	f, err := unseal(s.SignIn.SessionKey, cookie.Value, s.Clock.Now())
+	f, err := unsealCookie(s.SignIn.SessionKey, cookie.Value, s.Clock.Now())
 	if err != nil || !equalStrings(f.State, r.URL.Query().Get("state")) {
 		return flow{}, identity.User{}, errSignInFailed
 	}
@@ -188,6 +192,7 @@ func (s *Server) finishAccept(w http.ResponseWriter, r *http.Request, f flow, us
 	start := s.Clock.Now()
 	result, refusal := s.Redeem(r.Context(), f.Token, user)
 	parsed := parseID(f.Token)
+	s.account(s.clientOf(r), user.Username, "", refusal)
 	s.Log.Info("redemption", "via", "browser", "status", statusOf(result, refusal), "code", codeOf(refusal), "user", user.Username,
 		"tokenID", parsed, "invitation", result.Namespace+"/"+result.Invitation, "duration", s.Clock.Since(start).String())
 	s.observe(result, refusal, start)

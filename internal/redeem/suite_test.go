@@ -2,6 +2,7 @@ package redeem_test
 
 import (
 	"context"
+	"crypto/rand"
 	"net/http/httptest"
 	"path/filepath"
 	"sync"
@@ -11,6 +12,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	"golang.org/x/time/rate"
+	"k8s.io/client-go/rest"
 	clocktesting "k8s.io/utils/clock/testing"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -21,6 +23,7 @@ import (
 	"github.com/rolecall/rolecall/internal/identity"
 	"github.com/rolecall/rolecall/internal/manager"
 	"github.com/rolecall/rolecall/internal/redeem"
+	"github.com/rolecall/rolecall/internal/seal"
 )
 
 const publicURL = "https://invite.example.test"
@@ -30,14 +33,18 @@ var unlimited = redeem.Limits{FailuresPerClient: rate.Inf, ClientBurst: 1, LockA
 // Two redemption server replicas, each with its own manager cache and token index key, in
 // front of one real API server; the first manager also runs the controllers.
 var (
-	testEnv   *envtest.Environment
+	testEnv *envtest.Environment
+	// cfg is the administrator's; attackers act through impersonating copies of it.
+	cfg       *rest.Config
 	k8sClient client.Client
 	// k8sWatcher watches the API server directly, to see every write.
 	k8sWatcher client.WithWatch
 	fakeClock  *clocktesting.FakeClock
 	people     = &directory{users: map[string]identity.User{}}
-	replicas   []*replica
-	cancel     context.CancelFunc
+	// sealer seals as every replica does: tests play the parts of attackers who cannot.
+	sealer   *seal.Sealer
+	replicas []*replica
+	cancel   context.CancelFunc
 )
 
 type replica struct {
@@ -80,7 +87,8 @@ var _ = BeforeSuite(func() {
 		CRDDirectoryPaths:     []string{filepath.Join("..", "..", "config", "crd", "bases")},
 		ErrorIfCRDPathMissing: true,
 	}
-	cfg, err := testEnv.Start()
+	var err error
+	cfg, err = testEnv.Start()
 	Expect(err).NotTo(HaveOccurred())
 	k8sClient, err = client.New(cfg, client.Options{Scheme: manager.NewScheme()})
 	Expect(err).NotTo(HaveOccurred())
@@ -90,20 +98,24 @@ var _ = BeforeSuite(func() {
 
 	var ctx context.Context
 	ctx, cancel = context.WithCancel(context.Background())
+	// Both replicas seal with one key, as replicas sharing the key Secret do.
+	sealKey := make([]byte, seal.KeySize)
+	_, err = rand.Read(sealKey)
+	Expect(err).NotTo(HaveOccurred())
+	sealer, err = seal.New(sealKey)
+	Expect(err).NotTo(HaveOccurred())
 	for i := range 2 {
 		mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 			Scheme: manager.NewScheme(), Cache: manager.CacheOptions(),
 			Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0",
 		})
 		Expect(err).NotTo(HaveOccurred())
-		mcfg := manager.Config{PublicURL: publicURL, DefaultExpiresAfter: 72 * time.Hour, Clock: fakeClock, AllowRBACDelegation: true}
+		mcfg := manager.Config{SealKey: sealKey, PublicURL: publicURL, DefaultExpiresAfter: 72 * time.Hour, Clock: fakeClock, AllowRBACDelegation: true}
 		Expect(manager.Setup(ctx, mgr, mcfg, manager.Parts{Controllers: i == 0})).To(Succeed())
-		key, err := manager.IndexTokenSecrets(ctx, mgr)
-		Expect(err).NotTo(HaveOccurred())
 		live, err := client.New(cfg, client.Options{Scheme: mgr.GetScheme()})
 		Expect(err).NotTo(HaveOccurred())
 		server := &redeem.Server{
-			Reader: mgr.GetClient(), Live: live, HashKey: key, Authenticator: people,
+			Reader: mgr.GetClient(), Live: live, Sealer: sealer, Authenticator: people,
 			Authorizer: manager.NewAuthorizer(mgr, mcfg), Clock: fakeClock,
 			Recorder: mgr.GetEventRecorder("rolecall-redeem"), Log: ctrl.Log.WithName("redeem"),
 			AllowedRedirectOrigins: []string{"https://console.example.com"},
