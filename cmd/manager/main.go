@@ -3,13 +3,16 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
+	"net/http"
 	"net/netip"
 	"net/url"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	apiserver "k8s.io/apiserver/pkg/apis/apiserver"
@@ -51,6 +54,8 @@ type options struct {
 	webhookCertManagement          string
 	webhookService, webhookSecret  string
 	mutatingConfig, validatingConf string
+	webhookClientCAFile            string
+	webhookClientNames             []string
 }
 
 func (o *options) bind(fs *flag.FlagSet) {
@@ -105,6 +110,15 @@ func (o *options) bind(fs *flag.FlagSet) {
 	fs.StringVar(&o.webhookCertManagement, "webhook-cert-management", "self", `"self": the manager issues and renews its webhook certificate and patches the CA into its webhook configurations; "external": the files in --webhook-cert-dir come from elsewhere (cert-manager).`)
 	fs.StringVar(&o.webhookService, "webhook-service", "rolecall-webhook-service", "Name of the Service in front of the webhook server (the certificate's DNS names derive from it).")
 	fs.StringVar(&o.webhookSecret, "webhook-cert-secret", "rolecall-webhook-tls", "Secret in --namespace holding the self-managed webhook certificate.")
+	fs.StringVar(&o.webhookClientCAFile, "webhook-client-ca-file", "", "CA (PEM) that signed the client certificate kube-apiserver presents to admission webhooks (its AdmissionConfiguration): the webhook server then refuses every connection without a certificate it signed. Empty: any client may connect (fence the port with config/networkpolicy).")
+	fs.Func("webhook-client-names", "Comma-separated names, one of which the API server's client certificate must carry as its CommonName or a DNS name (with --webhook-client-ca-file; default: any certificate the CA signed).", func(v string) error {
+		for _, name := range strings.Split(v, ",") {
+			if name = strings.TrimSpace(name); name != "" {
+				o.webhookClientNames = append(o.webhookClientNames, name)
+			}
+		}
+		return nil
+	})
 	fs.StringVar(&o.mutatingConfig, "mutating-webhook-configuration", "rolecall-mutating-webhook-configuration", "MutatingWebhookConfiguration to patch the CA into.")
 	fs.StringVar(&o.validatingConf, "validating-webhook-configuration", "rolecall-validating-webhook-configuration", "ValidatingWebhookConfiguration to patch the CA into.")
 }
@@ -128,6 +142,9 @@ func (o *options) validate() error {
 	}
 	if o.webhookCertManagement != "self" && o.webhookCertManagement != "external" {
 		return fmt.Errorf(`--webhook-cert-management must be "self" or "external", got %q`, o.webhookCertManagement)
+	}
+	if len(o.webhookClientNames) > 0 && o.webhookClientCAFile == "" {
+		return errors.New("--webhook-client-names needs --webhook-client-ca-file: names are checked on certificates that CA signed")
 	}
 	return o.delivery.validate()
 }
@@ -158,6 +175,10 @@ func run(ctx context.Context, opts options) error {
 	if err := opts.validate(); err != nil {
 		return err
 	}
+	webhookServer, err := newWebhookServer(opts)
+	if err != nil {
+		return err
+	}
 	restConfig := ctrl.GetConfigOrDie()
 	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
 		Scheme:                        manager.NewScheme(),
@@ -170,7 +191,7 @@ func run(ctx context.Context, opts options) error {
 		LeaderElectionNamespace:       opts.namespace,
 		LeaderElectionReleaseOnCancel: true,
 		GracefulShutdownTimeout:       durationPtr(30 * time.Second),
-		WebhookServer:                 webhook.NewServer(webhook.Options{Host: opts.webhookHost, Port: opts.webhookPort, CertDir: opts.webhookCertDir}),
+		WebhookServer:                 webhookServer,
 	})
 	if err != nil {
 		return fmt.Errorf("creating manager: %w", err)
@@ -200,11 +221,45 @@ func run(ctx context.Context, opts options) error {
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return err
 	}
-	if err := mgr.AddReadyzCheck("webhooks", mgr.GetWebhookServer().StartedChecker()); err != nil {
+	if err := mgr.AddReadyzCheck("webhooks", startedOnce(mgr.GetWebhookServer().StartedChecker())); err != nil {
 		return err
 	}
 	ctrl.Log.WithName("setup").Info("starting manager", "publicURL", opts.publicURL, "rbacDelegation", opts.allowRBACDelegation)
 	return mgr.Start(ctx)
+}
+
+// newWebhookServer serves admission webhooks, to the API server alone when
+// --webhook-client-ca-file is set.
+func newWebhookServer(opts options) (webhook.Server, error) {
+	serverOpts := webhook.Options{Host: opts.webhookHost, Port: opts.webhookPort, CertDir: opts.webhookCertDir}
+	if opts.webhookClientCAFile == "" {
+		ctrl.Log.WithName("setup").Info("the webhook server answers any client: set --webhook-client-ca-file, or fence its port with a NetworkPolicy (config/networkpolicy)")
+		return webhook.NewServer(serverOpts), nil
+	}
+	requireAPIServer, err := certs.RequireClientCertificate(opts.webhookClientCAFile, opts.webhookClientNames)
+	if err != nil {
+		return nil, err
+	}
+	serverOpts.TLSOpts = []func(*tls.Config){requireAPIServer}
+	return webhook.NewServer(serverOpts), nil
+}
+
+// startedOnce remembers the first success of a check that a server has started. The
+// webhook server's check opens a TLS connection without a client certificate, which a
+// server that requires one refuses and logs: repeating it for every readiness probe would
+// fill the log with refusals of the probe itself.
+func startedOnce(check healthz.Checker) healthz.Checker {
+	var started atomic.Bool
+	return func(req *http.Request) error {
+		if started.Load() {
+			return nil
+		}
+		if err := check(req); err != nil {
+			return err
+		}
+		started.Store(true)
+		return nil
+	}
 }
 
 // startCertificates writes a valid webhook certificate before the webhook server starts

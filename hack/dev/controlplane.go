@@ -12,12 +12,15 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/rolecall/rolecall/internal/manager"
+	"github.com/rolecall/rolecall/internal/testenv"
 )
 
 type controlPlane struct {
 	env        *envtest.Environment
 	kubeconfig string
 	client     client.Client
+	// webhookClient is the certificate kube-apiserver presents to the webhook server.
+	webhookClient *testenv.WebhookClient
 }
 
 // startControlPlane starts etcd and kube-apiserver (RBAC on, ports chosen free, ID tokens
@@ -31,10 +34,22 @@ func startControlPlane(kubeconfigPath, authConfig string) (*controlPlane, error)
 		WebhookInstallOptions: envtest.WebhookInstallOptions{Paths: []string{filepath.Join("config", "webhook")}},
 	}
 	env.ControlPlane.GetAPIServer().Configure().Set("authentication-config", authConfig)
+	// As in production, the webhook server answers only the API server's client certificate.
+	certDir, err := filepath.Abs(filepath.Join(devDir, "webhook-client"))
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(certDir, 0o700); err != nil {
+		return nil, err
+	}
+	webhookClient, err := testenv.PresentWebhookClientCert(env, certDir)
+	if err != nil {
+		return nil, err
+	}
 	if _, err := env.Start(); err != nil {
 		return nil, fmt.Errorf("starting the control plane: %w", err)
 	}
-	cp := &controlPlane{env: env}
+	cp := &controlPlane{env: env, webhookClient: webhookClient}
 	admin, err := env.AddUser(envtest.User{Name: "dev-admin", Groups: []string{"system:masters"}}, nil)
 	if err != nil {
 		return cp, fmt.Errorf("creating the admin user: %w", err)
@@ -70,6 +85,8 @@ func (cp *controlPlane) webhookArgs() []string {
 		"--webhook-host=" + hook.LocalServingHost,
 		fmt.Sprintf("--webhook-port=%d", hook.LocalServingPort),
 		"--webhook-cert-dir=" + hook.LocalServingCertDir,
+		"--webhook-client-ca-file=" + cp.webhookClient.CAFile,
+		"--webhook-client-names=" + cp.webhookClient.Name,
 	}
 }
 

@@ -15,14 +15,16 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	clocktesting "k8s.io/utils/clock/testing"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/rolecall/rolecall/internal/certs"
 	"github.com/rolecall/rolecall/internal/manager"
+	"github.com/rolecall/rolecall/internal/testenv"
 )
 
 var (
-	testEnv   *envtest.Environment
+	// testEnv runs rolecall's webhooks behind a real API server that presents a client
+	// certificate to them, as production clusters are configured to.
+	testEnv   *testenv.Env
 	k8sClient client.Client
 )
 
@@ -32,11 +34,10 @@ func TestCerts(t *testing.T) {
 }
 
 var _ = BeforeSuite(func() {
-	testEnv = &envtest.Environment{}
-	cfg, err := testEnv.Start()
+	var err error
+	testEnv, err = testenv.StartWithWebhooks(manager.Config{AllowRBACDelegation: true, DefaultExpiresAfter: 72 * time.Hour})
 	Expect(err).NotTo(HaveOccurred())
-	k8sClient, err = client.New(cfg, client.Options{Scheme: manager.NewScheme()})
-	Expect(err).NotTo(HaveOccurred())
+	k8sClient = testEnv.Admin
 })
 
 var _ = AfterSuite(func() {

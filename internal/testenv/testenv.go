@@ -1,6 +1,7 @@
 // Package testenv starts what the integration tests share: a real kube-apiserver and etcd
 // (envtest) with rolecall's CRDs and webhook configurations installed, and the manager's
-// admission webhooks serving them.
+// admission webhooks serving them. As in production, the webhook server answers only the
+// API server, which presents a client certificate (see PresentWebhookClientCert).
 package testenv
 
 import (
@@ -8,6 +9,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"runtime"
 	"time"
@@ -19,6 +21,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
+	"github.com/rolecall/rolecall/internal/certs"
 	"github.com/rolecall/rolecall/internal/manager"
 )
 
@@ -28,7 +31,10 @@ type Env struct {
 	// Config and Admin act as a cluster administrator (system:masters).
 	Config *rest.Config
 	Admin  client.Client
-	cancel context.CancelFunc
+	// WebhookClient is the certificate the API server presents to the webhook server.
+	WebhookClient *WebhookClient
+	cancel        context.CancelFunc
+	dir           string
 }
 
 // repoRoot finds the repository from this file's location, so any package can use it.
@@ -45,11 +51,22 @@ func StartWithWebhooks(cfg manager.Config) (*Env, error) {
 		ErrorIfCRDPathMissing: true,
 		WebhookInstallOptions: envtest.WebhookInstallOptions{Paths: []string{filepath.Join(root, "config", "webhook")}},
 	}
-	restConfig, err := env.Start()
+	dir, err := os.MkdirTemp("", "rolecall-testenv-")
 	if err != nil {
 		return nil, err
 	}
-	e := &Env{Environment: env, Config: restConfig}
+	e := &Env{Environment: env, dir: dir}
+	if e.WebhookClient, err = PresentWebhookClientCert(env, dir); err != nil {
+		return e, err
+	}
+	requireAPIServer, err := certs.RequireClientCertificate(e.WebhookClient.CAFile, []string{e.WebhookClient.Name})
+	if err != nil {
+		return e, err
+	}
+	if e.Config, err = env.Start(); err != nil {
+		return e, err
+	}
+	restConfig := e.Config
 	scheme := manager.NewScheme()
 	if e.Admin, err = client.New(restConfig, client.Options{Scheme: scheme}); err != nil {
 		return e, err
@@ -58,7 +75,10 @@ func StartWithWebhooks(cfg manager.Config) (*Env, error) {
 	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
 		Scheme: scheme, Cache: manager.CacheOptions(),
 		Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0",
-		WebhookServer: webhook.NewServer(webhook.Options{Host: hook.LocalServingHost, Port: hook.LocalServingPort, CertDir: hook.LocalServingCertDir}),
+		WebhookServer: webhook.NewServer(webhook.Options{
+			Host: hook.LocalServingHost, Port: hook.LocalServingPort, CertDir: hook.LocalServingCertDir,
+			TLSOpts: []func(*tls.Config){requireAPIServer},
+		}),
 	})
 	if err != nil {
 		return e, err
@@ -72,12 +92,13 @@ func StartWithWebhooks(cfg manager.Config) (*Env, error) {
 	if !mgr.GetCache().WaitForCacheSync(ctx) {
 		return e, fmt.Errorf("the manager's cache did not sync")
 	}
-	return e, waitForTLS(ctx, net.JoinHostPort(hook.LocalServingHost, fmt.Sprint(hook.LocalServingPort)))
+	return e, waitForTLS(ctx, net.JoinHostPort(hook.LocalServingHost, fmt.Sprint(hook.LocalServingPort)), e.WebhookClient.Certificate)
 }
 
-func waitForTLS(ctx context.Context, addr string) error {
+// waitForTLS presents the API server's certificate: the server refuses anyone else.
+func waitForTLS(ctx context.Context, addr string, cert tls.Certificate) error {
 	deadline := time.Now().Add(30 * time.Second)
-	dialer := &tls.Dialer{Config: &tls.Config{InsecureSkipVerify: true}} //nolint:gosec // only checks that the test server listens
+	dialer := &tls.Dialer{Config: &tls.Config{InsecureSkipVerify: true, Certificates: []tls.Certificate{cert}}} //nolint:gosec // only checks that the test server listens
 	for {
 		conn, err := dialer.DialContext(ctx, "tcp", addr)
 		if err == nil {
@@ -103,6 +124,9 @@ func (e *Env) UserConfig(name string, groups ...string) (*rest.Config, error) {
 func (e *Env) Stop() error {
 	if e.cancel != nil {
 		e.cancel()
+	}
+	if e.dir != "" {
+		defer func() { _ = os.RemoveAll(e.dir) }()
 	}
 	return e.Environment.Stop()
 }
