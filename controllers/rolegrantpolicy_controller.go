@@ -32,6 +32,7 @@ func (r *RoleGrantPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	}
 	before := rgp.DeepCopy()
 	meta.SetStatusCondition(&rgp.Status.Conditions, readiness(rgp))
+	meta.SetStatusCondition(&rgp.Status.Conditions, policy.NamespaceScopeCondition(rgp))
 	rgp.Status.ObservedGeneration = rgp.Generation
 	if equality.Semantic.DeepEqual(before.Status, rgp.Status) {
 		return ctrl.Result{}, nil

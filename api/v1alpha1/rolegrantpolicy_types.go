@@ -19,6 +19,7 @@ const (
 
 // Subject names who may invite, in the shape of an RBAC subject.
 // +kubebuilder:validation:XValidation:rule="self.kind == 'ServiceAccount' ? has(self.__namespace__) : !has(self.__namespace__)",message="namespace is required for a ServiceAccount and not allowed for a User or Group"
+// +kubebuilder:validation:XValidation:rule="self.kind != 'ServiceAccount' || self.name.matches('^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$')",message="a ServiceAccount's name is the name of the ServiceAccount object (such as onboarding, with its namespace in namespace), not a username such as system:serviceaccount:platform:onboarding"
 type Subject struct {
 	// kind is User, Group or ServiceAccount.
 	// +required
@@ -29,7 +30,8 @@ type Subject struct {
 	// +kubebuilder:validation:MaxLength=253
 	APIGroup string `json:"apiGroup,omitempty"`
 
-	// name is the username, group name or service account name.
+	// name is the username, group name or service account name (the ServiceAccount
+	// object's name, not its system:serviceaccount: username).
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=512
@@ -48,12 +50,14 @@ type GrantableRole struct {
 	// +optional
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:XValidation:rule="self != '.' && self != '..' && !self.contains('/') && !self.contains('%')",message="must be a role name RBAC can refer to: not '.' or '..', and without '/' or '%'"
 	Role string `json:"role,omitempty"`
 
 	// clusterRole is the name of a ClusterRole.
 	// +optional
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:XValidation:rule="self != '.' && self != '..' && !self.contains('/') && !self.contains('%')",message="must be a role name RBAC can refer to: not '.' or '..', and without '/' or '%'"
 	ClusterRole string `json:"clusterRole,omitempty"`
 }
 
@@ -106,13 +110,24 @@ type PolicyLimits struct {
 	// +kubebuilder:validation:MinItems=1
 	// +kubebuilder:validation:MaxItems=3
 	TokenTypes []TokenType `json:"tokenTypes,omitempty"`
+
+	// maxLifetime caps how long an invitation may stay open, counted from its creation:
+	// no token, first or resent, stays valid past creationTimestamp plus maxLifetime.
+	// Admission refuses an expiresAfter or a resend that would pass it.
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="maxLifetime must be a positive duration such as 336h"
+	MaxLifetime *metav1.Duration `json:"maxLifetime,omitempty"`
 }
 
 // PolicyRule is a CEL expression that must hold for an invitation to be allowed.
 type PolicyRule struct {
 	// expression is a CEL expression that returns a bool. It sees `inviter` (username, uid,
-	// groups, extra), `invitation` (metadata and spec) and `namespaceObject` (the
-	// invitation's Namespace: metadata with name, labels and annotations).
+	// groups, extra), `invitation` (metadata and spec), `namespaceObject` (the
+	// invitation's Namespace: metadata with name, labels and annotations) and `namespaces`
+	// (the Namespace of every namespace a grant lands in, in the same shape).
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=4096
@@ -135,8 +150,9 @@ type RoleGrantPolicySpec struct {
 	// +kubebuilder:validation:MaxItems=64
 	Inviters []Subject `json:"inviters"`
 
-	// namespaceSelector selects the namespaces where invitations may live and grant roles.
-	// Unset selects every namespace.
+	// namespaceSelector selects the namespaces where invitations may live and grant roles:
+	// it must select the invitation's namespace and every namespace a grant lands in.
+	// Unset (or empty) selects every namespace, kube-system included; admission warns.
 	// +optional
 	NamespaceSelector *metav1.LabelSelector `json:"namespaceSelector,omitempty"`
 
@@ -150,6 +166,23 @@ type RoleGrantPolicySpec struct {
 	// allowClusterWide lets these inviters grant cluster roles cluster-wide (ClusterRoleBindings).
 	// +optional
 	AllowClusterWide bool `json:"allowClusterWide,omitempty"`
+
+	// grantableIDPGroups are the identity provider groups these inviters may offer through a
+	// grant's idpGroup. Unset allows none: a grant with an idpGroup is refused.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MinLength=1
+	// +kubebuilder:validation:items:MaxLength=253
+	GrantableIDPGroups []string `json:"grantableIDPGroups,omitempty"`
+
+	// allowReplace lets these inviters offer invitations with upgrade: Replace, which
+	// removes the person's grants from other rolecall invitations in every namespace a
+	// grant lands in (and their cluster-wide grants, for a cluster-wide grant). Without it
+	// such an invitation is refused: it takes away what this policy never gave.
+	// +optional
+	AllowReplace bool `json:"allowReplace,omitempty"`
 
 	// limits bounds the invitations this policy allows.
 	// +optional

@@ -62,14 +62,35 @@ const DelegationName = "RBAC delegation"
 
 // Authorize evaluates the invitation for the inviter stamped in it (or given).
 func (a *Authorizer) Authorize(ctx context.Context, inv *invitesv1alpha1.Invitation, inviter invitesv1alpha1.Inviter) (Decision, error) {
+	return a.AuthorizeAdmission(ctx, inv, inviter, Admission{})
+}
+
+// Admission is what an admission request knows beyond the invitation itself.
+type Admission struct {
+	// TokenIssuedAt is Request.TokenIssuedAt: when the token the request leaves in force
+	// was or will be issued, for limits.maxLifetime; zero when the request extends no life.
+	TokenIssuedAt time.Time
+	// ActiveInvitations, when set, is the inviter's count of other open invitations as the
+	// caller counted it (live, and with the creates it admitted that may not be stored yet);
+	// otherwise they are counted from the cache.
+	ActiveInvitations *int
+}
+
+// AuthorizeAdmission is Authorize with what an admission request adds.
+func (a *Authorizer) AuthorizeAdmission(ctx context.Context, inv *invitesv1alpha1.Invitation, inviter invitesv1alpha1.Inviter, adm Admission) (Decision, error) {
 	policies, err := a.policies(ctx)
 	if err != nil {
 		return Decision{}, err
 	}
-	req, err := a.request(ctx, inv, inviter, limitsActiveInvitations(policies))
+	count := adm.ActiveInvitations == nil && limitsActiveInvitations(policies)
+	req, err := a.request(ctx, inv, inviter, count)
 	if err != nil {
 		return Decision{}, err
 	}
+	if adm.ActiveInvitations != nil {
+		req.ActiveInvitations = *adm.ActiveInvitations
+	}
+	req.TokenIssuedAt = adm.TokenIssuedAt
 	d := EvaluateContext(ctx, policies, req)
 	if d.Allowed || !a.AllowRBACDelegation {
 		return d, nil
@@ -83,6 +104,16 @@ func (a *Authorizer) Authorize(ctx context.Context, inv *invitesv1alpha1.Invitat
 	}
 	d.Delegation = refusal
 	return d, nil
+}
+
+// LimitsActiveInvitations says whether any policy limits active invitations per inviter,
+// so that admission knows whether it must count them.
+func (a *Authorizer) LimitsActiveInvitations(ctx context.Context) (bool, error) {
+	policies, err := a.policies(ctx)
+	if err != nil {
+		return false, err
+	}
+	return limitsActiveInvitations(policies), nil
 }
 
 // limitsActiveInvitations says whether any policy limits active invitations per inviter:
@@ -125,17 +156,32 @@ func (a *Authorizer) activeInvitations(ctx context.Context, inv *invitesv1alpha1
 	if err := a.Reader.List(ctx, &list, client.MatchingFields{InviterIndex: username}, client.UnsafeDisableDeepCopy); err != nil {
 		return 0, err
 	}
+	return CountActive(list.Items, inv, nil), nil
+}
+
+// CountActive counts the invitations that are Pending or Active (one with no phase yet is
+// new, and pending), leaving out inv itself and those skip says to.
+func CountActive(items []invitesv1alpha1.Invitation, inv *invitesv1alpha1.Invitation, skip func(*invitesv1alpha1.Invitation) bool) int {
 	count := 0
-	for _, other := range list.Items {
-		if other.Namespace == inv.Namespace && other.Name == inv.Name {
+	for i := range items {
+		other := &items[i]
+		if (other.Namespace == inv.Namespace && other.Name == inv.Name) || (skip != nil && skip(other)) {
 			continue
 		}
-		switch other.Status.Phase {
-		case "", invitesv1alpha1.PhasePending, invitesv1alpha1.PhaseActive:
+		if IsOpen(other) {
 			count++
 		}
 	}
-	return count, nil
+	return count
+}
+
+// IsOpen says whether an invitation counts against maxActiveInvitationsPerInviter.
+func IsOpen(inv *invitesv1alpha1.Invitation) bool {
+	switch inv.Status.Phase {
+	case "", invitesv1alpha1.PhasePending, invitesv1alpha1.PhaseActive:
+		return true
+	}
+	return false
 }
 
 // policies returns every policy compiled, compiling each generation only once.
@@ -175,17 +221,51 @@ func (a *Authorizer) policies(ctx context.Context) ([]*Compiled, error) {
 // followed here, so such an inviter needs a policy (the safe direction).
 func (a *Authorizer) delegationRefusal(ctx context.Context, inv *invitesv1alpha1.Invitation, inviter invitesv1alpha1.Inviter) (string, error) {
 	for i, g := range inv.Spec.Grants {
+		if g.IDPGroup != "" {
+			// RBAC has no verb for "may add people to this identity provider group".
+			return fmt.Sprintf("grants[%d]: idpGroup %s cannot be delegated through RBAC, which has no right for identity provider groups; "+
+				"a RoleGrantPolicy must list it in grantableIDPGroups", i, g.IDPGroup), nil
+		}
 		for _, attrs := range bindingAttributes(inv.Namespace, g) {
-			allowed, err := a.can(ctx, inviter, attrs)
-			if err != nil {
-				return "", err
-			}
-			if !allowed {
-				return fmt.Sprintf("grants[%d]: %s may not %s", i, inviter.Username, describeAttributes(attrs)), nil
+			if refusal, err := a.refuseAttributes(ctx, inviter, attrs, fmt.Sprintf("grants[%d]", i)); refusal != "" || err != nil {
+				return refusal, err
 			}
 		}
 	}
+	if inv.Spec.Upgrade != invitesv1alpha1.UpgradeReplace {
+		return "", nil
+	}
+	for _, attrs := range replaceAttributes(inv) {
+		if refusal, err := a.refuseAttributes(ctx, inviter, attrs, "upgrade: Replace"); refusal != "" || err != nil {
+			return refusal, err
+		}
+	}
 	return "", nil
+}
+
+// refuseAttributes says why the inviter may not do what attrs describe, or "" when they may.
+func (a *Authorizer) refuseAttributes(ctx context.Context, inviter invitesv1alpha1.Inviter, attrs authorizationv1.ResourceAttributes, what string) (string, error) {
+	allowed, err := a.Can(ctx, inviter, attrs)
+	if err != nil || allowed {
+		return "", err
+	}
+	return fmt.Sprintf("%s: %s may not %s", what, inviter.Username, describeAttributes(attrs)), nil
+}
+
+// replaceAttributes are the rights that removing what upgrade: Replace removes needs:
+// delete RoleBindings in every namespace a grant lands in, and ClusterRoleBindings when a
+// grant is cluster-wide (bindings.ReplaceOthers removes the person's bindings there).
+func replaceAttributes(inv *invitesv1alpha1.Invitation) []authorizationv1.ResourceAttributes {
+	var out []authorizationv1.ResourceAttributes
+	for _, ns := range GrantNamespaces(inv) {
+		out = append(out, authorizationv1.ResourceAttributes{Verb: "delete", Group: rbacv1.GroupName, Resource: "rolebindings", Namespace: ns})
+	}
+	for _, g := range inv.Spec.Grants {
+		if g.ClusterWide {
+			return append(out, authorizationv1.ResourceAttributes{Verb: "delete", Group: rbacv1.GroupName, Resource: "clusterrolebindings"})
+		}
+	}
+	return out
 }
 
 // bindingAttributes are the two rights making a grant's binding needs: create the binding,
@@ -222,7 +302,9 @@ func describeAttributes(a authorizationv1.ResourceAttributes) string {
 	return s
 }
 
-func (a *Authorizer) can(ctx context.Context, inviter invitesv1alpha1.Inviter, attrs authorizationv1.ResourceAttributes) (bool, error) {
+// Can asks the API server whether the user may do what attrs describe, remembering the
+// answer for answerTTL.
+func (a *Authorizer) Can(ctx context.Context, inviter invitesv1alpha1.Inviter, attrs authorizationv1.ResourceAttributes) (bool, error) {
 	a.answersOnce.Do(func() { a.answers = utilcache.NewLRUExpireCache(4096) })
 	key := answerKey(inviter, attrs)
 	if allowed, ok := a.answers.Get(key); ok {

@@ -103,7 +103,7 @@ func inviterBound() *bound {
 func invitationSpecBound() *bound {
 	return object(map[string]*bound{
 		"email": str(254),
-		"grants": list(16, object(map[string]*bound{
+		"grants": list(maxGrants, object(map[string]*bound{
 			"role":        str(253),
 			"clusterRole": str(253),
 			"namespace":   str(63),
@@ -146,7 +146,16 @@ var variableBounds = map[string]*bound{
 		"metadata": metadataBound(maxObjectNameLength, map[string]*bound{"namespace": str(maxNamespaceNameLength)}),
 		"spec":     invitationSpecBound(),
 	}),
-	NamespaceVariable: object(map[string]*bound{"metadata": metadataBound(maxNamespaceNameLength, nil)}),
+	NamespaceVariable:  namespaceBound(),
+	NamespacesVariable: list(maxGrants, namespaceBound()),
+}
+
+// maxGrants mirrors spec.grants' MaxItems: each grant lands in at most one namespace.
+const maxGrants = 16
+
+// namespaceBound is a Namespace as ruleVariables passes it.
+func namespaceBound() *bound {
+	return object(map[string]*bound{"metadata": metadataBound(maxNamespaceNameLength, nil)})
 }
 
 // lookupBound follows a field path, such as [invitation spec grants @items role], from a

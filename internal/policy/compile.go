@@ -1,8 +1,12 @@
 package policy
 
 import (
+	"strings"
+	"time"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	invitesv1alpha1 "github.com/rolecall/rolecall/api/v1alpha1"
@@ -32,8 +36,69 @@ func Compile(rgp *invitesv1alpha1.RoleGrantPolicy) *Compiled {
 	rules, errs := CompileRules(rgp.Spec.Rules, spec.Child("rules"))
 	c.Rules = rules
 	c.Errors = append(c.Errors, errs...)
+	c.Errors = append(c.Errors, validateInviters(rgp.Spec.Inviters, spec.Child("inviters"))...)
 	c.Errors = append(c.Errors, validateLimits(rgp.Spec, spec)...)
 	return c
+}
+
+// maxLifetime is the policy's limits.maxLifetime, or 0 when it sets none.
+func (p *Compiled) maxLifetime() time.Duration {
+	if l := p.Policy.Spec.Limits; l != nil && l.MaxLifetime != nil {
+		return l.MaxLifetime.Duration
+	}
+	return 0
+}
+
+// SelectsAllNamespaces says whether the policy's namespaceSelector is unset or empty, so
+// that its inviters may grant in every namespace, kube-system included.
+func SelectsAllNamespaces(rgp *invitesv1alpha1.RoleGrantPolicy) bool {
+	s := rgp.Spec.NamespaceSelector
+	return s == nil || (len(s.MatchLabels) == 0 && len(s.MatchExpressions) == 0)
+}
+
+// AllNamespacesWarning is the warning for a policy that selects every namespace.
+const AllNamespacesWarning = "spec.namespaceSelector is unset or empty, so this policy lets its inviters grant its roles " +
+	"in every namespace, kube-system and namespaces created later included; select the namespaces it is meant for"
+
+// NamespaceScopeCondition is the SelectsAllNamespaces condition the policy controller
+// reports, so that a policy that reached the cluster without admission's warning (or
+// whose author missed it) still shows how far it reaches.
+func NamespaceScopeCondition(rgp *invitesv1alpha1.RoleGrantPolicy) metav1.Condition {
+	cond := metav1.Condition{
+		Type: invitesv1alpha1.PolicySelectsAllNamespacesCondition, ObservedGeneration: rgp.Generation,
+		Status: metav1.ConditionFalse, Reason: invitesv1alpha1.PolicyNamespaceSelectorReason,
+		Message: "the policy applies only in the namespaces its namespaceSelector selects",
+	}
+	if SelectsAllNamespaces(rgp) {
+		cond.Status, cond.Reason, cond.Message = metav1.ConditionTrue, invitesv1alpha1.PolicyNoNamespaceSelectorReason, AllNamespacesWarning
+	}
+	return cond
+}
+
+// Warnings are what admission tells the author of a policy that can be used but is
+// probably wider than meant.
+func Warnings(rgp *invitesv1alpha1.RoleGrantPolicy) []string {
+	if SelectsAllNamespaces(rgp) {
+		return []string{AllNamespacesWarning}
+	}
+	return nil
+}
+
+// validateInviters refuses a ServiceAccount subject named by its username: it would never
+// match, since a service account inviter is matched by namespace and object name.
+func validateInviters(subjects []invitesv1alpha1.Subject, fldPath *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	for i, s := range subjects {
+		if s.Kind != invitesv1alpha1.SubjectServiceAccount {
+			continue
+		}
+		if strings.HasPrefix(s.Name, "system:serviceaccount:") || len(validation.IsDNS1123Subdomain(s.Name)) > 0 {
+			errs = append(errs, field.Invalid(fldPath.Index(i).Child("name"), s.Name,
+				"a ServiceAccount's name is the name of the ServiceAccount object (such as onboarding, with its namespace in namespace), "+
+					"not a username such as system:serviceaccount:platform:onboarding"))
+		}
+	}
+	return errs
 }
 
 // validateLimits finds limits that contradict the rest of the policy, so that it could

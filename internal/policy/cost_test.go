@@ -13,6 +13,8 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	"github.com/onsi/gomega/types"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"sigs.k8s.io/yaml"
 
@@ -144,6 +146,7 @@ var _ = Describe("Bounding what a rule may cost", func() {
 		func(expression string) {
 			rgp := teamLeadsPolicy(func(p *invitesv1alpha1.RoleGrantPolicy) {
 				p.Spec.Rules = []invitesv1alpha1.PolicyRule{{Expression: expression, Message: "the rule under test"}}
+				p.Spec.GrantableIDPGroups = []string{largestIDPGroup}
 			})
 			c := policy.Compile(rgp)
 			Expect(c.Errors).To(BeEmpty())
@@ -178,7 +181,12 @@ var costliestRules = []struct{ name, expression string }{
 	{"an annotation repeated and joined", "[" + repeatJoined(annotation, 3, ", ") + "].join() != ''"},
 	{"the grants formatted", "'%s'.format([invitation.spec.grants]) != ''"},
 	{"a long loop", "lists.range(6600).all(i, i >= 0)"},
+	{"every grant's namespace's annotation searched", "namespaces.all(n, !n.metadata.annotations[?'a'].orValue('').contains('b'))"},
+	{"every grant's namespace against the invitation's", "namespaces.all(n, n.metadata.name.startsWith(namespaceObject.metadata.name) || n.metadata.labels[?'tenant'] == namespaceObject.metadata.labels[?'tenant'])"},
 }
+
+// largestIDPGroup is the longest idpGroup a grant may have.
+var largestIDPGroup = strings.Repeat("i", 253)
 
 func costliestRuleEntries() []TableEntry {
 	entries := make([]TableEntry, 0, len(costliestRules))
@@ -195,16 +203,21 @@ func largestRequest() policy.Request {
 	for len(groups) < 256 {
 		groups = append(groups, fmt.Sprintf("%0512d", len(groups)))
 	}
+	// Every grant lands in a namespace of its own, each with annotations as large as allowed.
+	all := namespaces()
 	grants := make([]invitesv1alpha1.Grant, 16)
 	for i := range grants {
-		grants[i] = invitesv1alpha1.Grant{ClusterRole: "edit", IDPGroup: strings.Repeat("i", 253)}
+		name := fmt.Sprintf("team-a-%02d", i)
+		all[name] = &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"tenant": "team-a"},
+			Annotations: map[string]string{"a": strings.Repeat("a", 256*1024-1)}}}
+		grants[i] = invitesv1alpha1.Grant{ClusterRole: "edit", IDPGroup: largestIDPGroup, Namespace: name}
 	}
 	inv := invitation(func(s *invitesv1alpha1.InvitationSpec) { s.Grants = grants })
 	inv.Name = strings.Repeat("n", 253)
 	inv.Annotations = map[string]string{"a": strings.Repeat("a", 256*1024-1)}
 	return policy.Request{
 		Invitation: inv, Inviter: invitesv1alpha1.Inviter{Username: strings.Repeat("u", 512), Groups: groups},
-		Namespaces: namespaces(), DefaultExpiresAfter: time.Hour,
+		Namespaces: all, DefaultExpiresAfter: time.Hour,
 	}
 }
 
@@ -215,6 +228,7 @@ func BenchmarkCostliestRules(b *testing.B) {
 		b.Run(r.name, func(b *testing.B) {
 			c := policy.Compile(teamLeadsPolicy(func(p *invitesv1alpha1.RoleGrantPolicy) {
 				p.Spec.Rules = []invitesv1alpha1.PolicyRule{{Expression: r.expression, Message: "m"}}
+				p.Spec.GrantableIDPGroups = []string{largestIDPGroup}
 			}))
 			if len(c.Errors) > 0 {
 				b.Fatal(c.Errors)

@@ -28,6 +28,19 @@ type Request struct {
 	DefaultExpiresAfter time.Duration
 	// ActiveInvitations counts the inviter's other Pending or Active invitations.
 	ActiveInvitations int
+	// TokenIssuedAt is when the token this request leaves in force was or will be issued:
+	// now for a new invitation or a resend, status.issuedAt for a change of expiresAfter.
+	// limits.maxLifetime is checked against it; the zero time skips that check, because
+	// a request that issues no token and changes no expiry cannot extend a life.
+	TokenIssuedAt time.Time
+}
+
+// expiresAfter is the lifetime of the invitation's token.
+func (r Request) expiresAfter() time.Duration {
+	if r.Invitation.Spec.ExpiresAfter != nil {
+		return r.Invitation.Spec.ExpiresAfter.Duration
+	}
+	return r.DefaultExpiresAfter
 }
 
 // Refusal is why one candidate policy did not allow an invitation.
@@ -48,6 +61,19 @@ type Decision struct {
 	Refusals []Refusal
 	// Delegation says why the inviter's own RBAC rights did not allow it, when asked.
 	Delegation string
+	// MaxLifetime is the allowing policy's limits.maxLifetime, or 0 when nothing caps how
+	// long the invitation may stay open (see LifetimeEnd).
+	MaxLifetime time.Duration
+}
+
+// LifetimeEnd is the moment the invitation must close under the decision that allows it:
+// its creation plus the allowing policy's limits.maxLifetime. It is false when nothing
+// caps the invitation's life. No token, first or resent, may stay valid past it.
+func LifetimeEnd(inv *invitesv1alpha1.Invitation, d Decision) (time.Time, bool) {
+	if !d.Allowed || d.MaxLifetime <= 0 {
+		return time.Time{}, false
+	}
+	return inv.CreationTimestamp.Add(d.MaxLifetime), true
 }
 
 // Message explains a denial: each candidate policy and why it did not apply. Policies that
@@ -74,6 +100,16 @@ func (d Decision) Message(inviter invitesv1alpha1.Inviter) string {
 	return joinNonEmpty("; ", policies, delegation)
 }
 
+// MessageForOthers explains a denial to someone other than the inviter: the candidate
+// policies and why they did not apply, but not what the API server said about the
+// inviter's RBAC rights, which are not the requester's to learn.
+func (d Decision) MessageForOthers(inviter invitesv1alpha1.Inviter) string {
+	if d.Delegation != "" {
+		d.Delegation = "they may not make every binding themselves"
+	}
+	return d.Message(inviter)
+}
+
 // Evaluate decides whether any policy allows the request. Policies are tried by name, so
 // the same request always gets the same answer and message.
 func Evaluate(policies []*Compiled, req Request) Decision {
@@ -93,7 +129,7 @@ func EvaluateContext(ctx context.Context, policies []*Compiled, req Request) Dec
 		d.Candidates++
 		reason := p.refuse(ctx, req)
 		if reason == "" {
-			return Decision{Allowed: true, AllowedBy: p.Policy.Name, Candidates: d.Candidates}
+			return Decision{Allowed: true, AllowedBy: p.Policy.Name, Candidates: d.Candidates, MaxLifetime: p.maxLifetime()}
 		}
 		d.Refusals = append(d.Refusals, Refusal{Policy: p.Policy.Name, Reason: reason})
 	}
@@ -140,9 +176,29 @@ func NamesInviter(subjects []invitesv1alpha1.Subject, inviter invitesv1alpha1.In
 // InvolvedNamespaces are the invitation's namespace and each namespaced grant's, in order.
 func InvolvedNamespaces(inv *invitesv1alpha1.Invitation) []string {
 	names := []string{inv.Namespace}
+	for _, name := range GrantNamespaces(inv) {
+		if !slices.Contains(names, name) {
+			names = append(names, name)
+		}
+	}
+	return names
+}
+
+// GrantNamespaces are the namespaces the invitation's grants land in, each once, in order:
+// a grant's namespace, or the invitation's for a grant without one. Cluster-wide grants
+// land in no namespace.
+func GrantNamespaces(inv *invitesv1alpha1.Invitation) []string {
+	var names []string
 	for _, g := range inv.Spec.Grants {
-		if !g.ClusterWide && g.Namespace != "" && !slices.Contains(names, g.Namespace) {
-			names = append(names, g.Namespace)
+		if g.ClusterWide {
+			continue
+		}
+		name := g.Namespace
+		if name == "" {
+			name = inv.Namespace
+		}
+		if !slices.Contains(names, name) {
+			names = append(names, name)
 		}
 	}
 	return names
@@ -162,15 +218,34 @@ func (p *Compiled) refuseNamespaces(req Request) string {
 }
 
 func (p *Compiled) refuseGrants(req Request) string {
+	spec := p.Policy.Spec
 	for i, g := range req.Invitation.Spec.Grants {
-		if g.ClusterWide && !p.Policy.Spec.AllowClusterWide {
+		if g.ClusterWide && !spec.AllowClusterWide {
 			return fmt.Sprintf("grants[%d]: cluster-wide grants are not allowed", i)
 		}
-		if !grantable(p.Policy.Spec.GrantableRoles, g) {
-			return fmt.Sprintf("grants[%d]: %s is not grantable (grantable: %s)", i, describeGrant(g), describeRoles(p.Policy.Spec.GrantableRoles))
+		if !grantable(spec.GrantableRoles, g) {
+			return fmt.Sprintf("grants[%d]: %s is not grantable (grantable: %s)", i, describeGrant(g), describeRoles(spec.GrantableRoles))
+		}
+		if reason := refuseIDPGroup(spec.GrantableIDPGroups, g); reason != "" {
+			return fmt.Sprintf("grants[%d]: %s", i, reason)
 		}
 	}
+	if req.Invitation.Spec.Upgrade == invitesv1alpha1.UpgradeReplace && !spec.AllowReplace {
+		return "upgrade: Replace removes the person's grants from other invitations, and the policy does not set allowReplace"
+	}
 	return ""
+}
+
+// refuseIDPGroup says why a grant's idpGroup is not allowed: membership of an identity
+// provider group can carry rights anywhere, so only a group the policy lists may be offered.
+func refuseIDPGroup(allowed []string, g invitesv1alpha1.Grant) string {
+	if g.IDPGroup == "" || slices.Contains(allowed, g.IDPGroup) {
+		return ""
+	}
+	if len(allowed) == 0 {
+		return fmt.Sprintf("idpGroup %s is not grantable (the policy lists no grantableIDPGroups)", g.IDPGroup)
+	}
+	return fmt.Sprintf("idpGroup %s is not grantable (grantableIDPGroups: %s)", g.IDPGroup, strings.Join(allowed, ", "))
 }
 
 func grantable(roles []invitesv1alpha1.GrantableRole, g invitesv1alpha1.Grant) bool {
@@ -236,11 +311,10 @@ func ruleVariables(req Request) (map[string]any, error) {
 	for k, v := range req.Inviter.Extra {
 		extra[k] = []string(v)
 	}
-	namespace := map[string]any{"metadata": map[string]any{"name": req.Invitation.Namespace}}
-	if ns, ok := req.Namespaces[req.Invitation.Namespace]; ok {
-		namespace["metadata"] = map[string]any{
-			"name": ns.Name, "labels": stringMap(ns.Labels), "annotations": stringMap(ns.Annotations),
-		}
+	grantNamespaces := GrantNamespaces(req.Invitation)
+	namespaces := make([]any, 0, len(grantNamespaces))
+	for _, name := range grantNamespaces {
+		namespaces = append(namespaces, namespaceVariable(req, name))
 	}
 	return map[string]any{
 		InviterVariable: map[string]any{
@@ -253,8 +327,20 @@ func ruleVariables(req Request) (map[string]any, error) {
 			},
 			"spec": spec,
 		},
-		NamespaceVariable: namespace,
+		NamespaceVariable:  namespaceVariable(req, req.Invitation.Namespace),
+		NamespacesVariable: namespaces,
 	}, nil
+}
+
+// namespaceVariable is a Namespace as rules see it: its name, labels and annotations.
+func namespaceVariable(req Request, name string) map[string]any {
+	ns, ok := req.Namespaces[name]
+	if !ok {
+		return map[string]any{"metadata": map[string]any{"name": name}}
+	}
+	return map[string]any{"metadata": map[string]any{
+		"name": ns.Name, "labels": stringMap(ns.Labels), "annotations": stringMap(ns.Annotations),
+	}}
 }
 
 func stringMap(m map[string]string) map[string]any {

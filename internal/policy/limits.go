@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // refuseLimits checks each limit of the policy, in the order they are documented.
@@ -15,10 +18,7 @@ func (p *Compiled) refuseLimits(req Request) string {
 	spec := req.Invitation.Spec
 	checks := []func() string{
 		func() string {
-			expiresAfter := req.DefaultExpiresAfter
-			if spec.ExpiresAfter != nil {
-				expiresAfter = spec.ExpiresAfter.Duration
-			}
+			expiresAfter := req.expiresAfter()
 			if limits.MaxExpiresAfter != nil && expiresAfter > limits.MaxExpiresAfter.Duration {
 				return fmt.Sprintf("expiresAfter %s exceeds the limit of %s", expiresAfter, limits.MaxExpiresAfter.Duration)
 			}
@@ -61,6 +61,7 @@ func (p *Compiled) refuseLimits(req Request) string {
 			}
 			return ""
 		},
+		func() string { return refuseLifetime(limits.MaxLifetime, req) },
 	}
 	for _, check := range checks {
 		if reason := check(); reason != "" {
@@ -68,6 +69,26 @@ func (p *Compiled) refuseLimits(req Request) string {
 		}
 	}
 	return ""
+}
+
+// refuseLifetime says why the token the request leaves in force would outlive the
+// invitation's allowed life: a resend restarts the token's clock, but not the invitation's.
+func refuseLifetime(maxLifetime *metav1.Duration, req Request) string {
+	if maxLifetime == nil || req.TokenIssuedAt.IsZero() {
+		return ""
+	}
+	created := req.Invitation.CreationTimestamp.Time
+	if created.IsZero() {
+		created = req.TokenIssuedAt
+	}
+	end := created.Add(maxLifetime.Duration)
+	tokenEnd := req.TokenIssuedAt.Add(req.expiresAfter())
+	if !tokenEnd.After(end) {
+		return ""
+	}
+	return fmt.Sprintf("the token would stay valid until %s, past the invitation's maxLifetime of %s from its creation (until %s); "+
+		"shorten expiresAfter or create a new invitation",
+		tokenEnd.UTC().Format(time.RFC3339), maxLifetime.Duration, end.UTC().Format(time.RFC3339))
 }
 
 // refuseEmailDomain compares the domain case-insensitively, as mail does.

@@ -21,6 +21,10 @@ const (
 	// because that word is reserved in CEL; Kubernetes' ValidatingAdmissionPolicy names the
 	// same thing namespaceObject.
 	NamespaceVariable = "namespaceObject"
+	// NamespacesVariable lists the Namespace of every namespace a grant lands in, each
+	// shaped like namespaceObject. The invitation's own namespace is only one of the places
+	// its grants can land; a rule about where roles are granted reads this list.
+	NamespacesVariable = "namespaces"
 )
 
 // RuleCostLimit bounds the work one rule may do at evaluation, in CEL's cost units, so that
@@ -45,6 +49,7 @@ func newEnvironment() (*cel.Env, error) {
 		cel.Variable(InviterVariable, cel.DynType),
 		cel.Variable(InvitationVariable, cel.DynType),
 		cel.Variable(NamespaceVariable, cel.DynType),
+		cel.Variable(NamespacesVariable, cel.ListType(cel.DynType)),
 		ext.Strings(),
 		ext.Sets(),
 		ext.Lists(),

@@ -41,9 +41,13 @@ func sampleNamespaces() map[string]*corev1.Namespace {
 	return map[string]*corev1.Namespace{
 		"team-a":    ns("team-a", map[string]string{"tenant": "team-a"}, nil),
 		"handbook":  ns("handbook", map[string]string{"audience": "staff"}, nil),
-		"workshop":  ns("workshop", nil, map[string]string{"invites.rolecall.dev/workshops": "allowed"}),
-		"payroll":   ns("payroll", nil, nil),
-		"team-a-qa": ns("team-a-qa", map[string]string{"tenant": "team-a"}, nil),
+		"workshop":  ns("workshop", map[string]string{"invites.rolecall.dev/workshops": "allowed"}, nil),
+		"workshop2": ns("workshop2", map[string]string{"invites.rolecall.dev/workshops": "allowed"}, nil),
+		// Annotated, not labeled: an annotation is not what the policy selects by.
+		"annotated":   ns("annotated", nil, map[string]string{"invites.rolecall.dev/workshops": "allowed"}),
+		"kube-system": ns("kube-system", map[string]string{"kubernetes.io/metadata.name": "kube-system"}, nil),
+		"payroll":     ns("payroll", nil, nil),
+		"team-a-qa":   ns("team-a-qa", map[string]string{"tenant": "team-a"}, nil),
 	}
 }
 
@@ -113,7 +117,22 @@ var _ = Describe("The sample policies (docs/policy.md)", func() {
 			s.Grants = []invitesv1alpha1.Grant{{ClusterRole: "view"}}
 			s.TokenType, s.MaxUses = invitesv1alpha1.TokenTypeCode, 30
 			s.ExpiresAfter, s.GrantDuration = &metav1.Duration{Duration: 4 * time.Hour}, &metav1.Duration{Duration: 24 * time.Hour}
-		}), "", "RoleGrantPolicy onboarding-bot: rules[0]: the namespace must opt in with the annotation invites.rolecall.dev/workshops=allowed"),
+		}), "", "RoleGrantPolicy onboarding-bot: namespace payroll is not selected by its namespaceSelector (invites.rolecall.dev/workshops=allowed)"),
+		Entry("the bot may not grant in kube-system from a namespace that opted in", bot, sampleInvitation("workshop", func(s *invitesv1alpha1.InvitationSpec) {
+			s.Grants = []invitesv1alpha1.Grant{{ClusterRole: "view", Namespace: "kube-system"}}
+			s.TokenType, s.MaxUses = invitesv1alpha1.TokenTypeCode, 30
+			s.ExpiresAfter, s.GrantDuration = &metav1.Duration{Duration: 4 * time.Hour}, &metav1.Duration{Duration: 24 * time.Hour}
+		}), "", "RoleGrantPolicy onboarding-bot: namespace kube-system is not selected by its namespaceSelector (invites.rolecall.dev/workshops=allowed)"),
+		Entry("the bot may not grant in another workshop namespace either", bot, sampleInvitation("workshop", func(s *invitesv1alpha1.InvitationSpec) {
+			s.Grants = []invitesv1alpha1.Grant{{ClusterRole: "view"}, {ClusterRole: "view", Namespace: "workshop2"}}
+			s.TokenType, s.MaxUses = invitesv1alpha1.TokenTypeCode, 30
+			s.ExpiresAfter, s.GrantDuration = &metav1.Duration{Duration: 4 * time.Hour}, &metav1.Duration{Duration: 24 * time.Hour}
+		}), "", "RoleGrantPolicy onboarding-bot: rules[0]: workshop codes grant only in the invitation's own namespace"),
+		Entry("an annotation does not opt a namespace in", bot, sampleInvitation("annotated", func(s *invitesv1alpha1.InvitationSpec) {
+			s.Grants = []invitesv1alpha1.Grant{{ClusterRole: "view"}}
+			s.TokenType, s.MaxUses = invitesv1alpha1.TokenTypeCode, 30
+			s.ExpiresAfter, s.GrantDuration = &metav1.Duration{Duration: 4 * time.Hour}, &metav1.Duration{Duration: 24 * time.Hour}
+		}), "", "RoleGrantPolicy onboarding-bot: namespace annotated is not selected"),
 		Entry("the bot's grants must expire", bot, sampleInvitation("workshop", func(s *invitesv1alpha1.InvitationSpec) {
 			s.Grants = []invitesv1alpha1.Grant{{ClusterRole: "view"}}
 			s.TokenType, s.ExpiresAfter = invitesv1alpha1.TokenTypeCode, &metav1.Duration{Duration: 4 * time.Hour}

@@ -7,12 +7,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
+	"time"
 
 	jsonpatch "gomodules.xyz/jsonpatch/v2"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
@@ -31,7 +34,14 @@ import (
 // RoleGrantPolicy (or the inviter's own RBAC rights) allows.
 type InvitationWebhook struct {
 	Authorizer *policy.Authorizer
+	// Live reads from the API server, not the cache: the per-inviter quota counts through it.
+	Live client.Reader
+
+	quota quota
 }
+
+// invitationsResource names Invitations in Forbidden errors.
+var invitationsResource = invitesv1alpha1.GroupVersion.WithResource("invitations").GroupResource()
 
 var (
 	_ admission.Handler                                = &InviterStamp{}
@@ -73,36 +83,109 @@ func (w *InvitationWebhook) ValidateCreate(ctx context.Context, inv *invitesv1al
 		return nil, invalid(inv, field.Forbidden(field.NewPath("spec", "inviter"),
 			"is set by rolecall to the user who creates the invitation; leave it empty"))
 	}
-	decision, err := w.authorize(ctx, inv, requester)
+	if errs := validateInvitation(nil, inv); len(errs) > 0 {
+		return nil, invalid(inv, errs...)
+	}
+	if err := w.checkCustomToken(ctx, inv, requester); err != nil {
+		return nil, err
+	}
+	decision, err := w.authorizeCreate(ctx, inv, requester)
 	if err != nil {
 		return nil, err
 	}
 	// A dry run is someone asking "would this be allowed?" (kubectl invite policy check):
 	// tell them by what.
-	if req, _ := admission.RequestFromContext(ctx); req.DryRun != nil && *req.DryRun {
+	if isDryRun(ctx) {
 		return admission.Warnings{decision.Message(requester)}, nil
 	}
 	return nil, nil
 }
 
-// ValidateUpdate re-authorizes an invitation whose offer changes. The person changing it
-// must be allowed to offer the new terms, and so must the original inviter, whose name the
-// invitation keeps. Revoking and other changes that offer nothing new pass.
+// authorizeCreate authorizes a new invitation. When a policy limits how many open
+// invitations an inviter may have, the inviter's creates are admitted one at a time and
+// counted live, so that creates sent in parallel cannot all pass the same count.
+func (w *InvitationWebhook) authorizeCreate(ctx context.Context, inv *invitesv1alpha1.Invitation, requester invitesv1alpha1.Inviter) (policy.Decision, error) {
+	now := time.Now()
+	// The token's life starts with the invitation's; the API server has set
+	// creationTimestamp (to the second) by the time validating admission runs.
+	issued := inv.CreationTimestamp.Time
+	if issued.IsZero() {
+		issued = now.Truncate(time.Second)
+	}
+	adm := policy.Admission{TokenIssuedAt: issued}
+	limited, err := w.Authorizer.LimitsActiveInvitations(ctx)
+	if err != nil {
+		return policy.Decision{}, apierrors.NewInternalError(err)
+	}
+	if !limited {
+		return w.authorize(ctx, inv, requester, adm, false)
+	}
+	iq, unlock := w.quota.lock(requester.Username)
+	defer unlock()
+	count, err := w.quota.count(ctx, w.Live, iq, inv, requester.Username, now)
+	if err != nil {
+		return policy.Decision{}, apierrors.NewInternalError(fmt.Errorf("counting the inviter's open invitations: %w", err))
+	}
+	adm.ActiveInvitations = &count
+	decision, err := w.authorize(ctx, inv, requester, adm, false)
+	if err == nil && !isDryRun(ctx) {
+		iq.admit(inv, now)
+	}
+	return decision, err
+}
+
+// ValidateUpdate re-authorizes an invitation whose update offers more, to someone else, or
+// for longer (see widenings). The requester must be allowed to offer the invitation as it
+// will be, judged by who they are in this request: an inviter who has since lost a group
+// cannot resend or extend on the strength of the groups recorded at creation. The original
+// inviter, whose name the invitation keeps, must still be allowed too. Revoking and other
+// changes that offer nothing new pass.
 func (w *InvitationWebhook) ValidateUpdate(ctx context.Context, oldInv, inv *invitesv1alpha1.Invitation) (admission.Warnings, error) {
-	if !offerChanged(oldInv, inv) {
+	if errs := validateInvitation(oldInv, inv); len(errs) > 0 {
+		return nil, invalid(inv, errs...)
+	}
+	changed := widenings(oldInv, inv, w.Authorizer.DefaultExpiresAfter)
+	if len(changed) == 0 {
 		return nil, nil
 	}
 	requester, err := requesterFrom(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := w.authorize(ctx, inv, requester); err != nil {
+	logf.FromContext(ctx).V(1).Info("re-authorizing an update that widens the invitation", "fields", changed, "requester", requester.Username)
+	if slices.Contains(changed, "spec.customTokenSecretRef") || slices.Contains(changed, "spec.tokenType") || slices.Contains(changed, resendPath) {
+		if err := w.checkCustomToken(ctx, inv, requester); err != nil {
+			return nil, err
+		}
+	}
+	adm := policy.Admission{TokenIssuedAt: tokenIssuedAt(inv, changed)}
+	if _, err := w.authorize(ctx, inv, requester, adm, false); err != nil {
 		return nil, err
 	}
 	if inv.Spec.Inviter != nil && inv.Spec.Inviter.Username != requester.Username {
-		_, err = w.authorize(ctx, inv, *inv.Spec.Inviter)
+		_, err = w.authorize(ctx, inv, *inv.Spec.Inviter, adm, true)
 	}
 	return nil, err
+}
+
+// tokenIssuedAt is when the token an update leaves in force was or will be issued, for
+// limits.maxLifetime: now for a resend or a new token source (the token and its life start
+// over), when the current token was issued for a longer expiresAfter, and zero for an
+// update that extends no life.
+func tokenIssuedAt(inv *invitesv1alpha1.Invitation, changed []string) time.Time {
+	// Whole seconds, as the controller records issuedAt.
+	now := time.Now().Truncate(time.Second)
+	switch {
+	case slices.Contains(changed, resendPath) || slices.Contains(changed, "spec.tokenType") ||
+		slices.Contains(changed, "spec.customTokenSecretRef"):
+		return now
+	case slices.Contains(changed, "spec.expiresAfter"):
+		if issued := inv.Status.IssuedAt; issued != nil {
+			return issued.Time
+		}
+		return now
+	}
+	return time.Time{}
 }
 
 // ValidateDelete allows every deletion: removing an invitation grants nothing.
@@ -111,9 +194,12 @@ func (w *InvitationWebhook) ValidateDelete(context.Context, *invitesv1alpha1.Inv
 }
 
 // authorize returns the decision when the inviter may offer the invitation, and a
-// Forbidden error that explains every refusal when not.
-func (w *InvitationWebhook) authorize(ctx context.Context, inv *invitesv1alpha1.Invitation, inviter invitesv1alpha1.Inviter) (policy.Decision, error) {
-	decision, err := w.Authorizer.Authorize(ctx, inv, inviter)
+// Forbidden error that explains every refusal when not. When the inviter is not the
+// requester (someone else changes an invitation), the explanation leaves out what the API
+// server said about the inviter's RBAC rights: those are not the requester's to learn.
+func (w *InvitationWebhook) authorize(ctx context.Context, inv *invitesv1alpha1.Invitation, inviter invitesv1alpha1.Inviter,
+	adm policy.Admission, someoneElse bool) (policy.Decision, error) {
+	decision, err := w.Authorizer.AuthorizeAdmission(ctx, inv, inviter, adm)
 	if err != nil {
 		return decision, apierrors.NewInternalError(fmt.Errorf("evaluating RoleGrantPolicies: %w", err))
 	}
@@ -121,22 +207,20 @@ func (w *InvitationWebhook) authorize(ctx context.Context, inv *invitesv1alpha1.
 	if !decision.Allowed {
 		log.Info("invitation denied by policy", "candidates", decision.Candidates)
 		metrics.PolicyDenials.WithLabelValues("admission").Inc()
-		return decision, apierrors.NewForbidden(invitesv1alpha1.GroupVersion.WithResource("invitations").GroupResource(), inv.Name,
-			fmt.Errorf("%s may not offer these grants: %s", inviter.Username, decision.Message(inviter)))
+		why := fmt.Errorf("%s may not offer these grants: %s", inviter.Username, decision.Message(inviter))
+		if someoneElse {
+			why = fmt.Errorf("the invitation's inviter %s, whose name it keeps, may not offer it as changed: %s",
+				inviter.Username, decision.MessageForOthers(inviter))
+		}
+		return decision, apierrors.NewForbidden(invitationsResource, inv.Name, why)
 	}
 	log.V(1).Info("invitation allowed", "allowedBy", decision.AllowedBy)
 	return decision, nil
 }
 
-// offerChanged says whether an update changes what the invitation offers or to whom.
-// Lowering maxUses offers less and needs no new authorization; raising it does.
-func offerChanged(oldInv, inv *invitesv1alpha1.Invitation) bool {
-	o, n := oldInv.Spec, inv.Spec
-	return !equality.Semantic.DeepEqual(o.Grants, n.Grants) ||
-		o.Email != n.Email || n.MaxUses > o.MaxUses ||
-		!equality.Semantic.DeepEqual(o.ExpiresAfter, n.ExpiresAfter) ||
-		!equality.Semantic.DeepEqual(o.GrantDuration, n.GrantDuration) ||
-		o.TokenType != n.TokenType
+func isDryRun(ctx context.Context) bool {
+	req, err := admission.RequestFromContext(ctx)
+	return err == nil && req.DryRun != nil && *req.DryRun
 }
 
 func requesterFrom(ctx context.Context) (invitesv1alpha1.Inviter, error) {

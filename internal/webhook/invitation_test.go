@@ -146,7 +146,7 @@ var _ = Describe("Invitation admission", func() {
 			Expect(platform.Get(ctx, client.ObjectKeyFromObject(inv), inv)).To(Succeed())
 			inv.Spec.Grants = []invitesv1alpha1.Grant{clusterRole("admin")}
 			Eventually(func() error { return platform.Update(ctx, inv) }).Should(
-				MatchError(ContainSubstring("lee may not offer these grants")))
+				MatchError(ContainSubstring("the invitation's inviter lee, whose name it keeps, may not offer it as changed")))
 		})
 
 		It("lets anyone allowed to edit the invitation revoke it", func(ctx SpecContext) {

@@ -18,14 +18,14 @@ type RoleGrantPolicyWebhook struct{}
 
 var _ admission.Validator[*invitesv1alpha1.RoleGrantPolicy] = RoleGrantPolicyWebhook{}
 
-// ValidateCreate checks a new policy.
+// ValidateCreate checks a new policy, and warns when it is probably wider than meant.
 func (RoleGrantPolicyWebhook) ValidateCreate(_ context.Context, rgp *invitesv1alpha1.RoleGrantPolicy) (admission.Warnings, error) {
-	return nil, validatePolicy(rgp)
+	return policy.Warnings(rgp), validatePolicy(rgp)
 }
 
-// ValidateUpdate checks a changed policy.
+// ValidateUpdate checks a changed policy, and warns when it is probably wider than meant.
 func (RoleGrantPolicyWebhook) ValidateUpdate(_ context.Context, _, rgp *invitesv1alpha1.RoleGrantPolicy) (admission.Warnings, error) {
-	return nil, validatePolicy(rgp)
+	return policy.Warnings(rgp), validatePolicy(rgp)
 }
 
 // ValidateDelete allows every deletion.

@@ -15,7 +15,7 @@ const InviterStampPath = "/mutate-invites-rolecall-dev-v1alpha1-invitation"
 
 // Setup registers both webhooks with the manager's webhook server.
 func Setup(mgr ctrl.Manager, authorizer *policy.Authorizer) error {
-	invitations := &InvitationWebhook{Authorizer: authorizer}
+	invitations := &InvitationWebhook{Authorizer: authorizer, Live: mgr.GetAPIReader()}
 	mgr.GetWebhookServer().Register(InviterStampPath, &webhook.Admission{Handler: &InviterStamp{}})
 	err := builder.WebhookManagedBy(mgr, &invitesv1alpha1.Invitation{}).
 		WithValidator(invitations).
