@@ -136,6 +136,16 @@ hideInviter: true
 		Entry("redirect to javascript:", "redirectURL: 'javascript:alert(1)'", "spec.redirectURL", "absolute http or https URL"),
 		Entry("relative redirect", "redirectURL: /welcome", "spec.redirectURL", "absolute http or https URL"),
 		Entry("unknown upgrade mode", "upgrade: Merge", "spec.upgrade", "Unsupported value"),
+		Entry("a role name with a slash", "grants: [{role: 'a/b'}]", "spec.grants[0].role", "must be a role name RBAC can refer to"),
+		Entry("a clusterRole name with a percent sign", "grants: [{clusterRole: 'view%2Fx'}]", "spec.grants[0].clusterRole", "without '/' or '%'"),
+		Entry("a clusterRole named ..", "grants: [{clusterRole: '..'}]", "spec.grants[0].clusterRole", "not '.' or '..'"),
+		Entry("a role named .", "grants: [{role: '.'}]", "spec.grants[0].role", "not '.' or '..'"),
+		Entry("a custom token Secret name that is no Secret name", "{tokenType: Custom, customTokenSecretRef: {name: 'Other_Token'}}", "spec.customTokenSecretRef.name", "should match"),
+		Entry("a custom token Secret name with a slash", "{tokenType: Custom, customTokenSecretRef: {name: '../token'}}", "spec.customTokenSecretRef.name", "should match"),
+		Entry("email with a display name", "email: 'Alice <alice@example.com>'", "spec.email", "should match"),
+		Entry("email with a quoted local part", `email: '"a b"@example.com'`, "spec.email", "should match"),
+		Entry("email whose domain is no host name", "email: 'alice@exa_mple.com'", "spec.email", "should match"),
+		Entry("email with a local part over 64 characters", "email: "+strings.Repeat("a", 65)+"@example.com", "spec.email", "should match"),
 	)
 
 	Context("on update", func() {
@@ -200,6 +210,9 @@ limits:
   allowedEmailDomains: [example.com]
   maxActiveInvitationsPerInviter: 20
   tokenTypes: [Link, Code]
+  maxLifetime: 336h
+grantableIDPGroups: [readers, writers]
+allowReplace: true
 rules:
   - {expression: "invitation.spec.maxUses <= 5 || 'platform' in inviter.groups", message: "only platform may create invitations with more than 5 uses"}
 `)
@@ -227,5 +240,12 @@ rules:
 		Entry("rule without expression", "rules: [{message: m}]", "spec.rules[0].expression", "Required value"),
 		Entry("rule without message", "rules: [{expression: 'true'}]", "spec.rules[0].message", "Required value"),
 		Entry("rule expression too long", "rules: [{expression: '"+strings.Repeat("a", 4097)+"', message: m}]", "spec.rules[0].expression", "Too long"),
+		Entry("a service account named by its username", "inviters: [{kind: ServiceAccount, namespace: platform, name: 'system:serviceaccount:platform:onboarding'}]",
+			"spec.inviters[0]", "not a username such as system:serviceaccount:platform:onboarding"),
+		Entry("a grantable role name with a slash", "grantableRoles: [{clusterRole: 'a/b'}]", "spec.grantableRoles[0].clusterRole", "must be a role name RBAC can refer to"),
+		Entry("an empty list of idp groups", "grantableIDPGroups: []", "spec.grantableIDPGroups", "at least 1 items"),
+		Entry("an empty idp group", `grantableIDPGroups: [""]`, "spec.grantableIDPGroups[0]", "at least 1 chars"),
+		Entry("maxLifetime zero", "limits: {maxLifetime: 0s}", "spec.limits.maxLifetime", "must be a positive duration"),
+		Entry("maxLifetime not a duration", "limits: {maxLifetime: forever}", "spec.limits.maxLifetime", "should match"),
 	)
 })
