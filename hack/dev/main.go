@@ -15,6 +15,7 @@ import (
 	"time"
 
 	invitesv1alpha1 "github.com/rolecall/rolecall/api/v1alpha1"
+	"github.com/rolecall/rolecall/internal/testenv"
 )
 
 const devDir = "bin/dev"
@@ -88,6 +89,12 @@ func run() error {
 	stack.push("manager", mgr.stop)
 
 	if err := waitForReady(ctx, fmt.Sprintf("http://127.0.0.1:%d/readyz", ports.probes), mgr); err != nil {
+		return err
+	}
+	// The manager publishes its redemption server's URL in kube-public/rolecall-info, and
+	// kubectl invite redeem reads it as the signed-in user: let every user read it, as
+	// config/rbac does on a real cluster.
+	if err := testenv.InstallDiscoveryReader(ctx, cp.client); err != nil {
 		return err
 	}
 	step("applying config/samples")

@@ -1,6 +1,7 @@
 package redeem
 
 import (
+	"errors"
 	"net/http"
 	"net/url"
 
@@ -38,16 +39,33 @@ func (s *Server) handleLanding(w http.ResponseWriter, r *http.Request) {
 	s.renderOffer(w, inv, r.PathValue("token"), csrf)
 }
 
+// maxFormBody bounds the landing page's form: a CSRF token and some punctuation.
+const maxFormBody = 1 << 10
+
 // handleAction starts a sign-in to accept or decline, for a form posted by the landing page.
+// The cheap checks come first: the client's budget, then the CSRF cookie, and only then is
+// the body read, at most maxFormBody of it.
 func (s *Server) handleAction(action string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		if refusal := s.admitClient(w, s.clientOf(r)); refusal != nil {
+			s.renderProblem(w, refusal, "")
+			return
+		}
 		if s.SignIn == nil {
 			s.renderProblem(w, errNoSignIn, "")
 			return
 		}
 		cookie, err := r.Cookie(csrfCookie)
-		if err != nil || !equalStrings(cookie.Value, r.PostFormValue("csrf")) {
+		if err != nil {
 			s.renderProblem(w, errCSRF, "")
+			return
+		}
+		submitted, refusal := formValue(w, r, "csrf")
+		if refusal == nil && !equalStrings(cookie.Value, submitted) {
+			refusal = errCSRF
+		}
+		if refusal != nil {
+			s.renderProblem(w, refusal, "")
 			return
 		}
 		inv, refusal := s.findForBrowser(w, r)
@@ -62,6 +80,23 @@ func (s *Server) handleAction(action string) http.HandlerFunc {
 	}
 }
 
+// formValue reads one field of a URL-encoded form of at most maxFormBody bytes. Multipart
+// forms are not read at all: the landing page never sends one.
+func formValue(w http.ResponseWriter, r *http.Request, name string) (string, *Error) {
+	if r.ContentLength > maxFormBody {
+		return "", errTooLarge
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBody)
+	if err := r.ParseForm(); err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return "", errTooLarge
+		}
+		return "", errCSRF
+	}
+	return r.PostForm.Get(name), nil
+}
+
 var (
 	errCSRF     = refuse(http.StatusForbidden, "csrf", "the form expired or did not come from this site; open your invitation link again")
 	errNoSignIn = refuse(http.StatusNotImplemented, "no_signin", "browser sign-in is not configured here; redeem with `kubectl invite redeem` instead")
@@ -69,16 +104,16 @@ var (
 
 // findForBrowser finds a usable invitation for the token in the path, under the same
 // limits as the API: a wrong token spends the client's budget and counts toward locking
-// its token ID.
+// this client (and no other) out of its token ID, and any refusal spends the client's
+// refusal budget. Nobody is authenticated yet, so no user is charged.
 func (s *Server) findForBrowser(w http.ResponseWriter, r *http.Request) (*invitesv1alpha1.Invitation, *Error) {
 	client := s.clientOf(r)
-	if wait := s.limits().clientBlocked(client); wait > 0 {
-		retryAfter(w, wait)
-		return nil, errRateLimited
+	if refusal := s.admitClient(w, client); refusal != nil {
+		return nil, refusal
 	}
 	submitted := r.PathValue("token")
 	id := parseID(submitted)
-	if wait := s.limits().idLocked(id); wait > 0 {
+	if wait := s.limits().idLocked(client, id); wait > 0 {
 		retryAfter(w, wait)
 		return nil, errLocked
 	}
@@ -86,11 +121,11 @@ func (s *Server) findForBrowser(w http.ResponseWriter, r *http.Request) (*invite
 	if err != nil {
 		return nil, s.failure(err)
 	}
-	s.countFailure(client, refusal, id)
-	if refusal != nil {
-		return nil, refusal
+	if refusal == nil {
+		refusal = usable(inv, s.Clock.Now())
 	}
-	return inv, usable(inv, s.Clock.Now())
+	s.account(client, "", id, refusal)
+	return inv, refusal
 }
 
 func parseID(submitted string) string {

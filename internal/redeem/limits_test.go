@@ -1,7 +1,12 @@
 package redeem_test
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -12,18 +17,26 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
-	"golang.org/x/time/rate"
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	invitesv1alpha1 "github.com/rolecall/rolecall/api/v1alpha1"
+	"github.com/rolecall/rolecall/internal/identity"
 	"github.com/rolecall/rolecall/internal/redeem"
 )
 
-// limited is a replica of its own (fresh counters) with the given limits.
-func limited(limits redeem.Limits) *replica {
+// limited is a replica of its own (fresh counters) with the given limits; configure
+// changes anything else about it before it starts serving.
+func limited(limits redeem.Limits, configure ...func(*redeem.Server)) *replica {
 	base := replicas[0].server
 	server := &redeem.Server{
-		Reader: base.Reader, Live: base.Live, HashKey: base.HashKey, Authenticator: people,
+		Reader: base.Reader, Live: base.Live, Sealer: base.Sealer, Authenticator: people,
 		Authorizer: base.Authorizer, Clock: fakeClock, Recorder: base.Recorder, Log: base.Log, Limits: limits,
+	}
+	for _, c := range configure {
+		c(server)
 	}
 	r := &replica{server: server, http: httptest.NewServer(server.Handler())}
 	DeferCleanup(r.http.Close)
@@ -34,6 +47,58 @@ func limited(limits redeem.Limits) *replica {
 func refusal(a answer) (int, string, int) {
 	seconds, _ := strconv.Atoi(a.retryAfter)
 	return a.status, fmt.Sprint(a.body["code"]), seconds
+}
+
+// from is an HTTP client whose connections come from the given loopback address: a
+// client of its own, as another machine on the internet would be.
+func from(address string) *http.Client {
+	dialer := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(address)}}
+	return &http.Client{
+		Transport:     &http.Transport{DialContext: dialer.DialContext},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+// redeemFrom posts a redemption from a client; credential may be empty (none sent).
+func redeemFrom(ctx context.Context, c *http.Client, r *replica, credential, tok string) answer {
+	GinkgoHelper()
+	body, err := json.Marshal(map[string]string{"token": tok})
+	Expect(err).NotTo(HaveOccurred())
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.http.URL+"/api/v1/redemptions", bytes.NewReader(body))
+	Expect(err).NotTo(HaveOccurred())
+	if credential != "" {
+		req.Header.Set("Authorization", "Bearer "+credential)
+	}
+	resp, err := c.Do(req)
+	Expect(err).NotTo(HaveOccurred())
+	defer func() { _ = resp.Body.Close() }()
+	raw, err := io.ReadAll(resp.Body)
+	Expect(err).NotTo(HaveOccurred())
+	a := answer{status: resp.StatusCode, body: map[string]any{}, retryAfter: resp.Header.Get("Retry-After")}
+	Expect(json.Unmarshal(raw, &a.body)).To(Succeed(), string(raw))
+	return a
+}
+
+// openFrom fetches a landing page from a client, with no credential at all.
+func openFrom(ctx context.Context, c *http.Client, r *replica, tok string) int {
+	GinkgoHelper()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.http.URL+"/i/"+tok, nil)
+	Expect(err).NotTo(HaveOccurred())
+	resp, err := c.Do(req)
+	Expect(err).NotTo(HaveOccurred())
+	Expect(resp.Body.Close()).To(Succeed())
+	return resp.StatusCode
+}
+
+// wrongSecret is the invitation's public token ID with the i-th made-up secret, well
+// formed: what anyone who may read the Invitation can send.
+func wrongSecret(inv *invitesv1alpha1.Invitation, i int) string {
+	const alphabet = "abcdefghijklmnopqrstuvwxyz234567"
+	secret := []byte(strings.Repeat("a", 32))
+	for p := len(secret) - 1; i > 0; p, i = p-1, i/32 {
+		secret[p] = alphabet[i%32]
+	}
+	return inv.Status.TokenID + "." + string(secret)
 }
 
 var _ = Describe("Rate limits", func() {
@@ -57,24 +122,62 @@ var _ = Describe("Rate limits", func() {
 		Expect(redeemAt(ctx, r, guesser, tok).status).To(Equal(http.StatusCreated), "after waiting, a right token works")
 	})
 
-	It("lock a token ID whose secret keeps failing, even against the right secret, for a while", func(ctx SpecContext) {
-		r := limited(redeem.Limits{FailuresPerClient: rate.Inf, ClientBurst: 1, LockAfter: 5, LockWindow: 15 * time.Minute, LockFor: 15 * time.Minute})
-		inv, tok := issue(ctx, ns)
-		mallory := person("mallory-guesses")
-		wrong := inv.Status.TokenID + "." + strings.Repeat("a", 32)
-		Expect(wrong).NotTo(Equal(tok))
-		for range 5 {
-			Expect(redeemAt(ctx, r, mallory, wrong).status).To(Equal(http.StatusNotFound))
-		}
-		rightful := person("rightful")
-		status, code, wait := refusal(redeemAt(ctx, r, rightful, tok))
-		Expect(status).To(Equal(http.StatusTooManyRequests))
-		Expect(code).To(Equal("locked"))
-		Expect(wait).To(BeNumerically(">", 800))
-		Expect(latest(ctx, inv).Status.Uses).To(BeZero())
+	Context("when someone without any credential sends wrong secrets for a known token ID", func() {
+		It("lock that client out of the ID, and never the invited person", func(ctx SpecContext) {
+			r := limited(redeem.DefaultLimits)
+			inv, tok := issue(ctx, ns)
+			openEventually(ctx, replicas[0], tok)
+			mallory := from("127.0.0.66")
+			// The attack that used to lock the invitee out for 15 minutes: wrong secrets
+			// for the ID in status, by GET (as a link preview would) and by POST, with no
+			// credential at all.
+			var statuses []int
+			for i := range 15 {
+				statuses = append(statuses, openFrom(ctx, mallory, r, wrongSecret(inv, i)))
+				statuses = append(statuses, redeemFrom(ctx, mallory, r, "", wrongSecret(inv, 100+i)).status)
+			}
+			Expect(statuses[0]).To(Equal(http.StatusNotFound))
+			Expect(statuses[1]).To(Equal(http.StatusUnauthorized))
+			Expect(statuses).NotTo(ContainElement(BeElementOf(http.StatusOK, http.StatusCreated)))
+			Expect(statuses[len(statuses)-10:]).To(HaveEach(Equal(http.StatusTooManyRequests)), "the guesser is stopped: %v", statuses)
+			status, _, wait := refusal(redeemFrom(ctx, mallory, r, person("mallory"), tok))
+			Expect(status).To(Equal(http.StatusTooManyRequests), "even the right secret, from the client that guessed")
+			Expect(wait).To(BeNumerically(">", 0))
 
-		fakeClock.Step(15*time.Minute + time.Second)
-		Expect(redeemAt(ctx, r, rightful, tok).status).To(Equal(http.StatusCreated))
+			invitee := from("127.0.0.1")
+			Expect(openFrom(ctx, invitee, r, tok)).To(Equal(http.StatusOK))
+			Expect(redeemFrom(ctx, invitee, r, person("invitee"), tok).status).To(Equal(http.StatusCreated))
+		})
+
+		It("tighten every client's allowance once many clients guess at one ID, and still let the right secret in", func(ctx SpecContext) {
+			limits := redeem.DefaultLimits
+			r := limited(limits)
+			inv, tok := issue(ctx, ns)
+			openEventually(ctx, replicas[0], tok)
+			guessed := 0
+			for round := range 4 {
+				for c := range 15 {
+					status := openFrom(ctx, from(fmt.Sprintf("127.0.1.%d", c+1)), r, wrongSecret(inv, 100*round+c))
+					Expect(status).To(BeElementOf(http.StatusNotFound, http.StatusTooManyRequests))
+					if status == http.StatusNotFound {
+						guessed++
+					}
+				}
+			}
+			Expect(guessed).To(BeNumerically("<", 15*limits.LockAfter),
+				"fewer secrets were tried than %d clients could try at one ID on their own", 15)
+			for c := range 15 {
+				status, code, _ := refusal(redeemFrom(ctx, from(fmt.Sprintf("127.0.1.%d", c+1)), r, person("guesser"), tok))
+				Expect(status).To(Equal(http.StatusTooManyRequests), "client %d is locked out of the ID", c+1)
+				Expect(code).To(Equal("locked"))
+			}
+
+			typo := from("127.0.2.1")
+			Expect(openFrom(ctx, typo, r, wrongSecret(inv, 999))).To(Equal(http.StatusNotFound))
+			Expect(redeemFrom(ctx, typo, r, person("typist"), tok).status).To(Equal(http.StatusCreated),
+				"one typo while the ID is under attack is forgiven")
+			Expect(latest(ctx, inv).Status.Uses).To(BeEquivalentTo(1))
+		})
 	})
 
 	It("never refuse a crowd redeeming one code at the same moment", func(ctx SpecContext) {
@@ -97,4 +200,93 @@ var _ = Describe("Rate limits", func() {
 		wg.Wait()
 		Expect(created.Load()).To(BeEquivalentTo(40))
 	})
+
+	Context("when one credential keeps presenting a spent invitation", func() {
+		It("answers 410 a few times, then 429 with Retry-After, and asks the API server about the credential once", func(ctx SpecContext) {
+			reviews := &countingCreates{Writer: k8sClient}
+			r := limited(redeem.DefaultLimits, func(s *redeem.Server) {
+				s.Authenticator = identity.Chain{&identity.TokenReview{Client: reviews, Clock: fakeClock}}
+			})
+			inv, tok := issue(ctx, ns)
+			openEventually(ctx, replicas[0], tok)
+			Expect(redeemAt(ctx, r, serviceAccountToken(ctx, ns, "first"), tok).status).To(Equal(http.StatusCreated))
+			spammer := serviceAccountToken(ctx, ns, "spammer")
+			before := reviews.creates.Load()
+
+			counts := map[int]int{}
+			for range 200 {
+				a := redeemAt(ctx, r, spammer, tok)
+				counts[a.status]++
+				if a.status == http.StatusTooManyRequests {
+					_, code, wait := refusal(a)
+					Expect(code).To(Equal("rate_limited"))
+					Expect(wait).To(BeNumerically(">=", 1))
+				}
+			}
+			Expect(counts).To(Equal(map[int]int{
+				http.StatusGone:            redeem.DefaultLimits.UserRefusalBurst,
+				http.StatusTooManyRequests: 200 - redeem.DefaultLimits.UserRefusalBurst,
+			}))
+			Expect(reviews.creates.Load()-before).To(BeEquivalentTo(1), "one TokenReview for 200 requests")
+			Expect(latest(ctx, inv).Status.Uses).To(BeEquivalentTo(1))
+
+			By("someone else, from the same client, is not refused")
+			_, other := issue(ctx, ns)
+			openEventually(ctx, replicas[0], other)
+			Expect(redeemAt(ctx, r, serviceAccountToken(ctx, ns, "colleague"), other).status).To(Equal(http.StatusCreated))
+		})
+
+		It("bounds the refusals one client collects with many credentials", func(ctx SpecContext) {
+			limits := redeem.DefaultLimits
+			limits.RefusalBurst = 5
+			r := limited(limits)
+			inv, tok := issue(ctx, ns)
+			openEventually(ctx, replicas[0], tok)
+			Expect(redeemAt(ctx, r, person("first-"+ns), tok).status).To(Equal(http.StatusCreated))
+			for i := range 5 {
+				Expect(redeemAt(ctx, r, person(fmt.Sprintf("late-%d-%s", i, ns)), tok).status).To(Equal(http.StatusGone))
+			}
+			status, code, wait := refusal(redeemAt(ctx, r, person("one-more-"+ns), tok))
+			Expect(status).To(Equal(http.StatusTooManyRequests))
+			Expect(code).To(Equal("rate_limited"))
+			Expect(wait).To(BeNumerically(">=", 1))
+			Expect(latest(ctx, inv).Status.Uses).To(BeEquivalentTo(1))
+		})
+	})
+
+	Context("with bodies larger than anything the server accepts", func() {
+		It("refuses them unread", func(ctx SpecContext) {
+			r := limited(redeem.DefaultLimits)
+			big := bytes.Repeat([]byte("a"), 1<<20)
+			req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.http.URL+"/api/v1/redemptions", bytes.NewReader(big))
+			Expect(err).NotTo(HaveOccurred())
+			req.Header.Set("Authorization", "Bearer "+person("big"))
+			resp, err := http.DefaultClient.Do(req)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(resp.Body.Close()).To(Succeed())
+			Expect(resp.StatusCode).To(Equal(http.StatusRequestEntityTooLarge))
+		})
+	})
 })
+
+// serviceAccountToken makes a service account and a token for it: a credential the API
+// server itself accepts, as the redemption server's TokenReview asks it.
+func serviceAccountToken(ctx context.Context, ns, name string) string {
+	GinkgoHelper()
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
+	Expect(k8sClient.Create(ctx, sa)).To(Succeed())
+	request := &authenticationv1.TokenRequest{}
+	Expect(k8sClient.SubResource("token").Create(ctx, sa, request)).To(Succeed())
+	return request.Status.Token
+}
+
+// countingCreates counts what is created through it: here, TokenReviews.
+type countingCreates struct {
+	client.Writer
+	creates atomic.Int32
+}
+
+func (c *countingCreates) Create(ctx context.Context, obj client.Object, opts ...client.CreateOption) error {
+	c.creates.Add(1)
+	return c.Writer.Create(ctx, obj, opts...)
+}

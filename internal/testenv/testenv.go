@@ -71,6 +71,9 @@ func StartWithWebhooks(cfg manager.Config) (*Env, error) {
 	if e.Admin, err = client.New(restConfig, client.Options{Scheme: scheme}); err != nil {
 		return e, err
 	}
+	if err := InstallDiscoveryReader(context.Background(), e.Admin); err != nil {
+		return e, err
+	}
 	hook := env.WebhookInstallOptions
 	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
 		Scheme: scheme, Cache: manager.CacheOptions(),
