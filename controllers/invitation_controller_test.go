@@ -341,15 +341,23 @@ var _ = Describe("Invitation controller", func() {
 			Expect(string(issuedSecret(ctx, active).Data[invitesv1alpha1.TokenSecretKey])).To(Equal(strong))
 		})
 
-		It("tells the user when the Secret lacks the label the cache needs", func(ctx SpecContext) {
+		It("says which label it waits for, in the same words whether an unlabeled Secret exists or not", func(ctx SpecContext) {
 			Expect(k8sClient.Create(ctx, customSecret("beta-code", strong, false))).To(Succeed())
 			inv := newInvitation(ns, "beta", custom)
 			Expect(k8sClient.Create(ctx, inv)).To(Succeed())
+			absent := newInvitation(ns, "gamma", custom, func(i *invitesv1alpha1.Invitation) {
+				i.Spec.CustomTokenSecretRef.Name = "no-such-secret"
+			})
+			Expect(k8sClient.Create(ctx, absent)).To(Succeed())
 			Eventually(func(g Gomega) {
 				cond := readyCondition(getInvitation(ctx, g, inv))
 				g.Expect(cond).NotTo(BeNil())
-				g.Expect(cond.Reason).To(Equal(invitesv1alpha1.InvitationCustomTokenUnlabeledReason))
+				g.Expect(cond.Reason).To(Equal(invitesv1alpha1.InvitationCustomTokenMissingReason))
 				g.Expect(cond.Message).To(ContainSubstring(invitesv1alpha1.TokenLabel + "=custom"))
+				other := readyCondition(getInvitation(ctx, g, absent))
+				g.Expect(other).NotTo(BeNil())
+				g.Expect(other.Message).To(Equal(strings.Replace(cond.Message, "beta-code", "no-such-secret", 1)),
+					"readers of an invitation learn nothing about Secrets they may not see")
 			}).Should(Succeed())
 		})
 

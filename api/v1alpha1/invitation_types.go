@@ -266,9 +266,10 @@ type Redemption struct {
 	GrantsExpireAt *metav1.Time `json:"grantsExpireAt,omitempty"`
 }
 
-// PendingRedemption is a use claimed by a person whose bindings are not confirmed yet. The
-// redemption server removes it once the bindings exist; the controller completes any that
-// a crash left behind, so a claimed use is never held by nobody.
+// PendingRedemption is a use claimed by a person whose bindings are not confirmed yet. It is
+// cleared once the bindings exist; the controller gives back the use of one that a crash
+// left behind, so a claimed use is never held by nobody. Only the request that claimed the
+// use ever binds for it.
 type PendingRedemption struct {
 	// user is the Kubernetes username the use was claimed for.
 	// +required

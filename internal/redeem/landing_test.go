@@ -47,6 +47,20 @@ var _ = Describe("The landing page", func() {
 	var ns string
 	BeforeEach(func(ctx SpecContext) { ns = newNamespace(ctx) })
 
+	It("says what accepting takes away when the invitation replaces earlier grants, and only then", func(ctx SpecContext) {
+		_, replacing := issue(ctx, ns, func(s *invitesv1alpha1.InvitationSpec) {
+			s.Upgrade = invitesv1alpha1.UpgradeReplace
+			s.Grants = []invitesv1alpha1.Grant{{Role: "deployer"}, {ClusterRole: "view", Namespace: "shared"}}
+		})
+		page := openEventually(ctx, replicas[0], replacing)
+		Expect(page.body).To(ContainSubstring("Accepting also takes roles away"))
+		Expect(page.body).To(ContainSubstring("namespace " + ns))
+		Expect(page.body).To(ContainSubstring("namespace shared"))
+
+		_, adding := issue(ctx, ns)
+		Expect(openEventually(ctx, replicas[0], adding).body).NotTo(ContainSubstring("takes roles away"))
+	})
+
 	It("shows the grants, namespaces, expiry, places left and the inviter", func(ctx SpecContext) {
 		_, tok := issue(ctx, ns, func(s *invitesv1alpha1.InvitationSpec) {
 			s.MaxUses = 5

@@ -45,6 +45,9 @@ type offerView struct {
 	Inviter, Email, CSRF         string
 	GrantDuration                string
 	CanSignIn                    bool
+	// Replaces lists where accepting removes the person's earlier rolecall grants
+	// (upgrade: Replace), so nobody gives up a role without being told.
+	Replaces []string
 }
 
 type grantView struct{ Role, Where string }
@@ -77,6 +80,9 @@ func (s *Server) renderOffer(w http.ResponseWriter, inv *invitesv1alpha1.Invitat
 	}
 	if inv.Spec.GrantDuration != nil {
 		view.GrantDuration = inv.Spec.GrantDuration.Duration.String()
+	}
+	if inv.Spec.Upgrade == invitesv1alpha1.UpgradeReplace {
+		view.Replaces = bindings.ReplaceScopes(inv)
 	}
 	s.render(w, http.StatusOK, "offer.html", page{Title: "You are invited to " + inv.Namespace, Offer: view})
 }

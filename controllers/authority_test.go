@@ -1,0 +1,185 @@
+package controllers_test
+
+import (
+	"context"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	invitesv1alpha1 "github.com/rolecall/rolecall/api/v1alpha1"
+	"github.com/rolecall/rolecall/internal/bindings"
+	"github.com/rolecall/rolecall/internal/manager"
+)
+
+// namespaceAdmin returns a client for a user who may manage RoleBindings and Secrets in the
+// namespace and bind the view ClusterRole there: what a namespace admin holds, and all a
+// forger of rolecall's bindings needs.
+func namespaceAdmin(ctx context.Context, ns, user string) client.Client {
+	GinkgoHelper()
+	role := &rbacv1.Role{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "namespace-admin"},
+		Rules: []rbacv1.PolicyRule{
+			{APIGroups: []string{rbacv1.GroupName}, Resources: []string{"rolebindings"}, Verbs: []string{"get", "list", "create", "update", "patch", "delete"}},
+			{APIGroups: []string{rbacv1.GroupName}, Resources: []string{"clusterroles"}, Verbs: []string{"bind"}, ResourceNames: []string{"view"}},
+			{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get", "create", "update", "patch"}},
+		},
+	}
+	Expect(k8sClient.Create(ctx, role)).To(Succeed())
+	Expect(k8sClient.Create(ctx, &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "namespace-admin"},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: user}},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: role.Name},
+	})).To(Succeed())
+	as := rest.CopyConfig(cfg)
+	as.Impersonate = rest.ImpersonationConfig{UserName: user, Groups: []string{"system:authenticated"}}
+	c, err := client.New(as, client.Options{Scheme: manager.NewScheme()})
+	Expect(err).NotTo(HaveOccurred())
+	return c
+}
+
+// lookalike is a RoleBinding dressed as one rolecall made for the invitation: its label,
+// annotations, idpGroup and finalizer, and a seal copied from a real one.
+func lookalike(inv *invitesv1alpha1.Invitation, name, user, group, seal string) *rbacv1.RoleBinding {
+	return &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{
+			Namespace: inv.Namespace, Name: name,
+			Labels: map[string]string{
+				bindings.ManagedByLabel: bindings.ManagedByValue, bindings.InvitationUIDLabel: string(inv.UID),
+				bindings.UserLabel: bindings.UserHash(user),
+			},
+			Annotations: map[string]string{
+				bindings.UsernameAnnotation: user, bindings.InvitationAnnotation: inv.Namespace + "/" + inv.Name,
+				bindings.IDPGroupAnnotation: group, bindings.ExpiresAtAnnotation: "2000-01-01T00:00:00Z",
+				bindings.SealAnnotation: seal,
+			},
+			Finalizers: []string{bindings.IDPGroupFinalizer},
+		},
+		Subjects: []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: user}},
+		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "view"},
+	}
+}
+
+var _ = Describe("Bindings rolecall did not make", func() {
+	It("drive no identity provider hook, expire nothing and report nothing, even with a seal copied from a real one", func(ctx SpecContext) {
+		ns := newNamespace(ctx)
+		group := "admins-" + ns
+		inv := newInvitation(ns, "team", func(i *invitesv1alpha1.Invitation) {
+			i.Spec.Grants = []invitesv1alpha1.Grant{{ClusterRole: "view", IDPGroup: "viewers-" + ns}}
+		})
+		Expect(k8sClient.Create(ctx, inv)).To(Succeed())
+		inv = eventuallyPhase(ctx, inv, invitesv1alpha1.PhaseActive)
+		made, err := bindings.Ensure(ctx, k8sClient, sealer, inv, "oidc:bob", nil)
+		Expect(err).NotTo(HaveOccurred())
+		real := &rbacv1.RoleBinding{}
+		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: made[0].Name}, real)).To(Succeed())
+		Eventually(func() []map[string]any { return idp.callsFor("user", "oidc:bob") }).Should(HaveLen(1))
+
+		mallory := namespaceAdmin(ctx, ns, "mallory")
+		Expect(mallory.Create(ctx, lookalike(inv, "forged", "oidc:mallory", group, "deadbeef"))).To(Succeed())
+		Expect(mallory.Create(ctx, lookalike(inv, "copied-seal", "oidc:mallory", group, real.Annotations[bindings.SealAnnotation]))).To(Succeed())
+
+		Consistently(func() []map[string]any { return idp.callsFor("user", "oidc:mallory") }).
+			WithTimeout(2 * time.Second).Should(BeEmpty(), "no signed add of a user the manager never granted")
+		Expect(idp.callsFor("group", group)).To(BeEmpty())
+		for _, name := range []string{"forged", "copied-seal"} {
+			Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &rbacv1.RoleBinding{})).To(Succeed(),
+				"an expiry it did not seal is not rolecall's to enforce")
+		}
+		cond := meta.FindStatusCondition(getInvitation(ctx, Default, inv).Status.Conditions, invitesv1alpha1.InvitationIDPGroupsCondition)
+		Expect(cond).NotTo(BeNil())
+		Expect(cond.Message).NotTo(ContainSubstring("mallory"), "nothing is written on an invitation for a binding rolecall did not make")
+
+		By("the forged bindings are left to their owner; the finalizer is theirs to remove")
+		for _, name := range []string{"forged", "copied-seal"} {
+			Expect(mallory.Patch(ctx, &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}},
+				mergePatch(`{"metadata":{"finalizers":null}}`))).To(Succeed())
+		}
+	})
+
+	It("are never adopted: a redemption whose binding name is taken grants nothing through it", func(ctx SpecContext) {
+		ns := newNamespace(ctx)
+		inv := newInvitation(ns, "taken", func(i *invitesv1alpha1.Invitation) { i.Spec.Grants = []invitesv1alpha1.Grant{{ClusterRole: "view"}} })
+		Expect(k8sClient.Create(ctx, inv)).To(Succeed())
+		inv = eventuallyPhase(ctx, inv, invitesv1alpha1.PhaseActive)
+		name := bindings.Describe(inv, "oidc:carol")[0].Name
+		squatter := lookalike(inv, name, "oidc:carol", "", "")
+		squatter.Finalizers = nil
+		Expect(namespaceAdmin(ctx, ns, "mallory").Create(ctx, squatter)).To(Succeed())
+
+		_, err := bindings.Ensure(ctx, k8sClient, sealer, inv, "oidc:carol", nil)
+		Expect(err).To(MatchError(bindings.ErrConflict))
+		held, err := bindings.Holds(ctx, k8sClient, sealer, inv, "oidc:carol")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(held).To(BeFalse())
+	})
+})
+
+var _ = Describe("Custom token references", func() {
+	var ns string
+	BeforeEach(func(ctx SpecContext) { ns = newNamespace(ctx) })
+	strong := "3f9a7c21-b8e4-4d6f-a0c2-71e5d9b3f804"
+
+	custom := func(secret string) func(*invitesv1alpha1.Invitation) {
+		return func(i *invitesv1alpha1.Invitation) {
+			i.Spec.TokenType = invitesv1alpha1.TokenTypeCustom
+			i.Spec.CustomTokenSecretRef = &invitesv1alpha1.SecretReference{Name: secret}
+		}
+	}
+
+	It("never copy another invitation's issued token", func(ctx SpecContext) {
+		victim := newInvitation(ns, "victim", func(i *invitesv1alpha1.Invitation) { i.Spec.Grants = []invitesv1alpha1.Grant{{ClusterRole: "admin"}} })
+		Expect(k8sClient.Create(ctx, victim)).To(Succeed())
+		victim = eventuallyPhase(ctx, victim, invitesv1alpha1.PhaseActive)
+
+		copycat := newInvitation(ns, "copycat", custom(victim.Status.TokenSecretRef.Name))
+		Expect(k8sClient.Create(ctx, copycat)).To(Succeed())
+		pending := eventuallyPhase(ctx, copycat, invitesv1alpha1.PhasePending)
+		Expect(readyCondition(pending).Reason).To(Equal(invitesv1alpha1.InvitationCustomTokenMissingReason))
+		Expect(pending.Status.TokenHash).To(BeEmpty())
+		Consistently(func(g Gomega) string { return getInvitation(ctx, g, copycat).Status.TokenHash }).
+			WithTimeout(time.Second).Should(BeEmpty())
+	})
+
+	It("never give two invitations one token: the second waits, saying why", func(ctx SpecContext) {
+		Expect(k8sClient.Create(ctx, &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "shared", Labels: map[string]string{invitesv1alpha1.TokenLabel: invitesv1alpha1.TokenLabelCustom}},
+			Data:       map[string][]byte{invitesv1alpha1.TokenSecretKey: []byte(strong)},
+		})).To(Succeed())
+		first := newInvitation(ns, "first", custom("shared"))
+		Expect(k8sClient.Create(ctx, first)).To(Succeed())
+		eventuallyPhase(ctx, first, invitesv1alpha1.PhaseActive)
+
+		second := newInvitation(ns, "second", custom("shared"))
+		Expect(k8sClient.Create(ctx, second)).To(Succeed())
+		pending := eventuallyPhase(ctx, second, invitesv1alpha1.PhasePending)
+		Expect(readyCondition(pending).Reason).To(Equal(invitesv1alpha1.InvitationCustomTokenInUseReason))
+		Expect(pending.Status.TokenHash).To(BeEmpty())
+	})
+})
+
+var _ = Describe("A token Secret edited by someone who may write Secrets", func() {
+	It("is replaced by a new token, and the invitation's life is not extended", func(ctx SpecContext) {
+		ns := newNamespace(ctx)
+		inv := newInvitation(ns, "edited")
+		Expect(k8sClient.Create(ctx, inv)).To(Succeed())
+		inv = eventuallyPhase(ctx, inv, invitesv1alpha1.PhaseActive)
+		secret := issuedSecret(ctx, inv)
+		fakeClock.Step(10 * time.Minute)
+
+		mallory := namespaceAdmin(ctx, ns, "mallory")
+		Expect(mallory.Patch(ctx, secret, mergePatch(`{"stringData":{"token":"mallorys.abcdefghijklmnopqrstuvwxyz234567"}}`))).To(Succeed())
+		Eventually(func(g Gomega) {
+			after := getInvitation(ctx, g, inv)
+			g.Expect(after.Status.TokenID).NotTo(Equal(inv.Status.TokenID), "a new token replaces the one the Secret lost")
+			g.Expect(after.Status.ExpiresAt.Time).To(BeTemporally("==", inv.Status.ExpiresAt.Time))
+			g.Expect(after.Status.TokenHash).NotTo(BeEmpty())
+		}).Should(Succeed())
+	})
+})
