@@ -18,8 +18,8 @@ import (
 // produce it, so every kind of kubeconfig works as it does for kubectl, refreshing
 // included; the request they wrap is captured here and never sent.
 func bearerCredential(ctx context.Context, config *rest.Config) (string, error) {
-	if config.Impersonate.UserName != "" || config.Impersonate.UID != "" || len(config.Impersonate.Groups) > 0 || len(config.Impersonate.Extra) > 0 {
-		return "", errors.New("redeem cannot act for someone else (--as or the kubeconfig's \"as\"): the roles go to whoever the credential belongs to")
+	if err := refuseImpersonation(config); err != nil {
+		return "", err
 	}
 	transportConfig, err := config.TransportConfig()
 	if err != nil {
@@ -40,6 +40,15 @@ func bearerCredential(ctx context.Context, config *rest.Config) (string, error) 
 	}
 	_ = resp.Body.Close()
 	return capture.bearer()
+}
+
+// refuseImpersonation: the redemption server binds the roles to whoever the credential
+// belongs to, and cannot honour --as.
+func refuseImpersonation(config *rest.Config) error {
+	if config.Impersonate.UserName != "" || config.Impersonate.UID != "" || len(config.Impersonate.Groups) > 0 || len(config.Impersonate.Extra) > 0 {
+		return errors.New("redeem cannot act for someone else (--as or the kubeconfig's \"as\"): the roles go to whoever the credential belongs to")
+	}
+	return nil
 }
 
 // authorizationCapture is the innermost round tripper: it records the Authorization header

@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"time"
 
@@ -20,7 +19,7 @@ import (
 )
 
 // RedeemURLEnv names the environment variable that says where the redemption server is,
-// when neither --redeem-url nor a whole link does.
+// when --redeem-url does not.
 const RedeemURLEnv = "ROLECALL_REDEEM_URL"
 
 const (
@@ -48,41 +47,49 @@ func newRedeemCommand(config *genericclioptions.ConfigFlags, streams genericioop
 service account token, whatever your kubeconfig presents as a bearer token). The roles are
 bound to exactly the username the API server sees for that credential.
 
-Give the whole link (https://HOST/i/TOKEN), or the token or code alone with --redeem-url
-or ` + RedeemURLEnv + ` naming the redemption server. Your credential is sent to that
-server, so redeem only links to your cluster's rolecall; when --redeem-url or
-` + RedeemURLEnv + ` is set, a link to another server is refused.
+Your credential goes only to your cluster's redemption server, and the command finds that
+server itself: from --redeem-url, else ` + RedeemURLEnv + `, else the ConfigMap
+` + discoveryObject + ` that rolecall publishes in the cluster your kubeconfig points
+at. A link is only where the token comes from: a link to any other server is refused
+before anything is sent.
 
 -o json prints the server's answer as it is. The exit status is 0 once the roles are
-yours (also when they already were), 1 otherwise.`,
+yours (also when they already were), 1 otherwise, also when the answer is not one that
+rolecall's redemption server gives.`,
 		Example: `  kubectl invite redeem https://invite.example.com/i/AbCdEf.GhIjKlMnOp
+  kubectl invite redeem 7QK4-M2XP-9RTA-C3VD
   kubectl invite redeem 7QK4-M2XP-9RTA-C3VD --redeem-url https://invite.example.com
-  ` + RedeemURLEnv + `=https://invite.example.com kubectl invite redeem 7QK4-M2XP-9RTA-C3VD
-  kubectl invite redeem https://invite.example.com/i/AbCdEf.GhIjKlMnOp --token "$(kubectl create token ci-bot -n tools)"`,
+  # a service account token meant for rolecall alone (see the server's --token-audience):
+  kubectl invite redeem 7QK4-M2XP-9RTA-C3VD --token "$(kubectl create token ci-bot -n tools --audience rolecall)"`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runRedeem(cmd.Context(), config, streams, opts, args[0])
 		},
 	}
-	cmd.Flags().StringVar(&opts.redeemURL, "redeem-url", "", "The redemption server's base URL (default $"+RedeemURLEnv+").")
+	cmd.Flags().StringVar(&opts.redeemURL, "redeem-url", "", "The redemption server's base URL (default $"+RedeemURLEnv+", else what the cluster publishes in "+discoveryObject+").")
 	cmd.Flags().StringVarP(&opts.output, "output", "o", "", "Output format: json prints the server's answer as received.")
 	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"json"}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
 }
 
+// runRedeem checks everything it can before the credential leaves the machine: the server
+// is pinned, the link (if any) points to it, and only then is the credential read and sent.
 func runRedeem(ctx context.Context, config *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams, opts redeemOptions, arg string) error {
 	if opts.output != "" && opts.output != "json" {
 		return fmt.Errorf("--output must be json, not %q", opts.output)
 	}
-	pinned := opts.redeemURL
-	if pinned == "" {
-		pinned = os.Getenv(RedeemURLEnv)
-	}
-	base, token, err := redemptionTarget(arg, pinned)
+	restConfig, err := config.ToRESTConfig()
 	if err != nil {
 		return err
 	}
-	restConfig, err := config.ToRESTConfig()
+	if err := refuseImpersonation(restConfig); err != nil {
+		return err
+	}
+	server, err := findServer(ctx, opts.redeemURL, restConfig)
+	if err != nil {
+		return err
+	}
+	token, err := tokenFor(arg, server)
 	if err != nil {
 		return err
 	}
@@ -90,62 +97,75 @@ func runRedeem(ctx context.Context, config *genericclioptions.ConfigFlags, strea
 	if err != nil {
 		return err
 	}
-	answer, err := postRedemption(ctx, base, token, credential)
+	answer, err := postRedemption(ctx, server.base, token, credential)
 	if err != nil {
 		return err
 	}
-	if opts.output == "json" && json.Valid(answer.body) {
-		if _, err := streams.Out.Write(answer.body); err != nil {
-			return err
+	result, err := answer.decode()
+	if opts.output == "json" && answer.fromRolecall(err) {
+		if _, werr := streams.Out.Write(answer.body); werr != nil {
+			return werr
 		}
-		return answer.refusal()
+		return err
 	}
-	return answer.print(streams.Out)
+	if err != nil {
+		return err
+	}
+	return answer.print(streams.Out, result)
 }
 
-// redemptionTarget finds the server's base URL and the token: both from a link, or the
-// token from the argument and the server from --redeem-url or the environment.
-func redemptionTarget(arg, pinned string) (base, token string, err error) {
+// tokenFor takes the token from the argument: a token or code as it is, or the token part
+// of a link, which must point to the pinned server. Nothing else is ever taken from a link.
+func tokenFor(arg string, server redemptionServer) (string, error) {
 	arg = strings.TrimSpace(arg)
-	if !strings.HasPrefix(arg, "https://") && !strings.HasPrefix(arg, "http://") {
-		if pinned == "" {
-			return "", "", fmt.Errorf("say where the redemption server is: --redeem-url URL or %s, or give the whole link", RedeemURLEnv)
-		}
-		base, err = checkServer(pinned)
-		return base, arg, err
+	if !strings.Contains(arg, "://") {
+		return arg, nil
 	}
-	base, token, err = splitLink(arg)
+	origin, token, err := splitLink(arg)
 	if err != nil {
-		return "", "", err
+		return "", err
 	}
-	if pinned != "" {
-		want, err := checkServer(pinned)
-		if err != nil {
-			return "", "", err
-		}
-		if !strings.EqualFold(want, base) {
-			return "", "", fmt.Errorf("the link points to %s, not to the redemption server you set (%s); your credential is not sent elsewhere", base, want)
-		}
+	if want := originOf(server.base); !strings.EqualFold(origin, want) {
+		return "", fmt.Errorf("the link points to %s, not to your cluster's redemption server %s (from %s); your credential is not sent to it",
+			origin, want, server.source)
 	}
-	return base, token, nil
+	return token, nil
 }
 
-// splitLink takes <base>/i/<token> apart; the base may have a path of its own (a server
-// behind a path prefix).
-func splitLink(link string) (base, token string, err error) {
+// splitLink takes <base>/i/<token> apart into the link's origin and its token; the base may
+// have a path of its own (a server behind a path prefix).
+func splitLink(link string) (origin, token string, err error) {
 	u, err := url.Parse(link)
-	if err != nil {
-		return "", "", fmt.Errorf("not a link: %w", err)
+	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+		return "", "", fmt.Errorf("not an invitation link (https://…%sTOKEN): %q", linkPath, link)
 	}
-	prefix, escaped, ok := strings.Cut(u.EscapedPath(), linkPath)
+	_, escaped, ok := strings.Cut(u.EscapedPath(), linkPath)
 	if !ok || escaped == "" || strings.Contains(escaped, "/") {
 		return "", "", fmt.Errorf("not an invitation link (…%sTOKEN): %s", linkPath, u.Redacted())
 	}
 	if token, err = url.PathUnescape(escaped); err != nil {
 		return "", "", fmt.Errorf("not an invitation link: %w", err)
 	}
-	base, err = checkServer(u.Scheme + "://" + u.Host + prefix)
-	return base, token, err
+	return originOf(link), token, nil
+}
+
+// originOf is scheme://host[:port] of a URL, without a port its scheme implies, so that
+// https://example.com and https://example.com:443 are one origin.
+func originOf(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return ""
+	}
+	scheme, host, port := strings.ToLower(u.Scheme), strings.ToLower(u.Hostname()), u.Port()
+	if (scheme == "https" && port == "443") || (scheme == "http" && port == "80") {
+		port = ""
+	}
+	if port != "" {
+		host = net.JoinHostPort(host, port)
+	} else if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	return scheme + "://" + host
 }
 
 // checkServer insists on https, the credential travelling with the request, except to
@@ -179,7 +199,7 @@ func postRedemption(ctx context.Context, base, token, credential string) (*redem
 	if err != nil {
 		return nil, err
 	}
-	// The base URL was checked above: https (or loopback http), and the configured server if one is.
+	// The base URL is the pinned server, checked: https (or loopback http).
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+redemptionsPath, bytes.NewReader(body)) //nolint:gosec // see above
 	if err != nil {
 		return nil, err
@@ -200,7 +220,8 @@ func postRedemption(ctx context.Context, base, token, credential string) (*redem
 	if err != nil {
 		return nil, fmt.Errorf("reading the redemption server's answer: %w", err)
 	}
-	return &redemptionAnswer{status: resp.StatusCode, statusText: resp.Status, retryAfter: resp.Header.Get("Retry-After"), body: data}, nil
+	return &redemptionAnswer{status: resp.StatusCode, statusText: resp.Status, retryAfter: resp.Header.Get("Retry-After"),
+		contentType: resp.Header.Get("Content-Type"), body: data}, nil
 }
 
 // unwrapURLError drops the "Post "<url>": " that net/http puts before the cause: the URL

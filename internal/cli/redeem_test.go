@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
+	"sync/atomic"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -158,7 +159,7 @@ var _ = Describe("kubectl invite redeem", func() {
 
 	Context("without a bearer credential", func() {
 		It("says the redemption server needs one, and sends nothing", func(ctx SpecContext) {
-			_, _, err := inviteWith(ctx, kubeconfig, "redeem", "https://invite.example.invalid/i/AAAAAAAAAAAA.secret")
+			_, _, err := inviteWith(ctx, kubeconfig, "redeem", redeemURL+"/i/AAAAAAAAAAAA.secret")
 			Expect(err).To(MatchError(ContainSubstring("your kubeconfig's user has no bearer credential (it authenticates with a client certificate")))
 			Expect(err).To(MatchError(ContainSubstring("such as an OIDC ID token")))
 		})
@@ -171,14 +172,14 @@ var _ = Describe("kubectl invite redeem", func() {
 				Expect(err).To(MatchError(message))
 			},
 			Entry("a link to another server than --redeem-url",
-				"the link points to https://elsewhere.example, not to the redemption server you set (https://invite.example.com); your credential is not sent elsewhere",
+				"the link points to https://elsewhere.example, not to your cluster's redemption server https://invite.example.com (from --redeem-url); your credential is not sent to it",
 				"https://elsewhere.example/i/AAAA.bbbb", "--redeem-url", "https://invite.example.com"),
+			Entry("a link to another port of the same host",
+				"the link points to https://invite.example.com:8443, not to your cluster's redemption server https://invite.example.com (from --redeem-url); your credential is not sent to it",
+				"https://invite.example.com:8443/i/AAAA.bbbb", "--redeem-url", "https://invite.example.com:443"),
 			Entry("plain http to another machine",
 				"the redemption server must be reached over https, since your credential travels with the request: http://invite.example.com",
-				"http://invite.example.com/i/AAAA.bbbb"),
-			Entry("a token without a server",
-				"say where the redemption server is: --redeem-url URL or "+cli.RedeemURLEnv+", or give the whole link",
-				"AAAA-BBBB-CCCC-DDDD"),
+				"AAAA-BBBB-CCCC-DDDD", "--redeem-url", "http://invite.example.com"),
 			Entry("a URL that is no invitation link",
 				"not an invitation link (…/i/TOKEN): https://invite.example.com/elsewhere",
 				"https://invite.example.com/elsewhere"),
@@ -198,7 +199,7 @@ var _ = Describe("kubectl invite redeem", func() {
 			server  *httptest.Server
 		)
 		BeforeEach(func() {
-			headers = http.Header{}
+			headers = http.Header{"Content-Type": {"application/json"}}
 			server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				got = r
 				data, _ := io.ReadAll(r.Body)
@@ -219,7 +220,7 @@ var _ = Describe("kubectl invite redeem", func() {
 					headers.Set("Retry-After", retryAfter)
 				}
 				bearer := kubeconfigWith(&clientcmdapi.AuthInfo{Token: "the-credential"}) //nolint:gosec // a test credential
-				_, _, err := inviteWith(ctx, bearer, "redeem", server.URL+"/i/AAAA.bbbb")
+				_, _, err := inviteWith(ctx, bearer, "redeem", server.URL+"/i/AAAA.bbbb", "--redeem-url", server.URL)
 				Expect(err).To(MatchError(message))
 				Expect(got.Method).To(Equal(http.MethodPost))
 				Expect(got.URL.Path).To(Equal("/api/v1/redemptions"))
@@ -237,7 +238,7 @@ var _ = Describe("kubectl invite redeem", func() {
 			Entry("503", 503, `{"code":"unavailable","message":"the cluster cannot be reached right now; try again in a moment"}`, "",
 				"cannot redeem: the cluster cannot be reached right now; try again in a moment (503 unavailable)"),
 			Entry("something in front of the server", 502, "<html>Bad Gateway</html>", "",
-				"cannot redeem: the redemption server answered 502 Bad Gateway"),
+				"cannot redeem: the redemption server answered 502 Bad Gateway: not an answer of rolecall's redemption server"),
 		)
 
 		It("keeps the path a server is published under, and unescapes the token", func(ctx SpecContext) {
@@ -254,8 +255,83 @@ var _ = Describe("kubectl invite redeem", func() {
 			status, body = http.StatusTemporaryRedirect, ""
 			headers.Set("Location", "https://elsewhere.example/api/v1/redemptions")
 			bearer := kubeconfigWith(&clientcmdapi.AuthInfo{Token: "the-credential"}) //nolint:gosec // a test credential
-			_, _, err := inviteWith(ctx, bearer, "redeem", server.URL+"/i/AAAA.bbbb")
-			Expect(err).To(MatchError("cannot redeem: the redemption server answered 307 Temporary Redirect"))
+			_, _, err := inviteWith(ctx, bearer, "redeem", server.URL+"/i/AAAA.bbbb", "--redeem-url", server.URL)
+			Expect(err).To(MatchError("cannot redeem: the redemption server answered 307 Temporary Redirect: not an answer of rolecall's redemption server"))
+		})
+
+		DescribeTable("never takes an answer rolecall does not give for a success",
+			func(ctx SpecContext, answer int, contentType, answerBody, message string) {
+				status, body = answer, answerBody
+				headers.Set("Content-Type", contentType)
+				bearer := kubeconfigWith(&clientcmdapi.AuthInfo{Token: "the-credential"}) //nolint:gosec // a test credential
+				out, _, err := inviteWith(ctx, bearer, "redeem", "AAAA.bbbb", "--redeem-url", server.URL)
+				Expect(err).To(MatchError(ContainSubstring(message)))
+				Expect(err).To(MatchError(ContainSubstring("nothing says the roles are yours")))
+				Expect(out).To(BeEmpty())
+				out, _, err = inviteWith(ctx, bearer, "redeem", "AAAA.bbbb", "--redeem-url", server.URL, "-o", "json")
+				Expect(err).To(HaveOccurred())
+				Expect(out).To(BeEmpty(), "-o json prints only rolecall's answers")
+			},
+			Entry("an empty JSON object", 200, "application/json", `{}`, "it is not a redemption: no invitation"),
+			Entry("JSON of another shape", 201, "application/json", `{"ok":true,"message":"already redeemed"}`, "it is not a redemption: no invitation"),
+			Entry("a redemption without bindings", 200, "application/json",
+				`{"invitation":"bob","namespace":"team-a","user":"bob","grants":[]}`, "it is not a redemption: no grants"),
+			Entry("a grant that is not a binding", 201, "application/json",
+				`{"invitation":"bob","namespace":"team-a","user":"bob","grants":[{"kind":"Secret","name":"x","roleRef":"ClusterRole/admin"}]}`,
+				"it is not a redemption: a grant that is no binding"),
+			Entry("an HTML page", 200, "text/html; charset=utf-8", "<html>Welcome back!</html>", `its Content-Type is "text/html; charset=utf-8"`),
+			Entry("a redemption's JSON served as text", 200, "text/plain",
+				`{"invitation":"bob","namespace":"team-a","user":"bob","grants":[{"kind":"RoleBinding","name":"rolecall-1","namespace":"team-a","roleRef":"ClusterRole/view"}]}`,
+				`its Content-Type is "text/plain"`),
+		)
+	})
+
+	Context("without --redeem-url or "+cli.RedeemURLEnv, func() {
+		It("finds the redemption server in the cluster, and redeems a code with nothing but the kubeconfig", func(ctx SpecContext) {
+			published := &corev1.ConfigMap{}
+			Expect(env.Admin.Get(ctx, client.ObjectKey{Namespace: invitesv1alpha1.DiscoveryNamespace, Name: invitesv1alpha1.DiscoveryConfigMap}, published)).To(Succeed())
+			Expect(published.Data).To(HaveKeyWithValue(invitesv1alpha1.DiscoveryRedeemURLKey, redeemURL))
+
+			stdout(ctx, "-n", ns, "create", "workshop", "--clusterrole", "view", "--token-type", "Code")
+			issuedLink(ctx, ns, "workshop")
+			code := string(tokenSecret(ctx, ns, "workshop").Data[invitesv1alpha1.TokenSecretKey])
+			out, errOut, err := inviteWith(ctx, newcomer, "redeem", code)
+			Expect(err).NotTo(HaveOccurred(), errOut)
+			Expect(out).To(HavePrefix(`Redeemed invitation "workshop"`))
+		})
+
+		It("refuses a phishing link with a real token before sending the credential anywhere", func(ctx SpecContext) {
+			var received atomic.Int32
+			phisher := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				received.Add(1)
+				w.Header().Set("Content-Type", "application/json")
+				_, _ = io.WriteString(w, `{}`)
+			}))
+			DeferCleanup(phisher.Close)
+			stdout(ctx, "-n", ns, "create", "onboard", "--clusterrole", "view")
+			link := issuedLink(ctx, ns, "onboard")
+			_, token, found := strings.Cut(link, "/i/")
+			Expect(found).To(BeTrue())
+
+			_, _, err := inviteWith(ctx, newcomer, "redeem", phisher.URL+"/i/"+token)
+			Expect(err).To(MatchError("the link points to " + phisher.URL + ", not to your cluster's redemption server " + redeemURL +
+				" (from your cluster's kube-public/rolecall-info); your credential is not sent to it"))
+			Expect(received.Load()).To(BeZero(), "the phishing server heard nothing")
+			Expect(getInvitation(ctx, ns, "onboard").Status.Uses).To(BeZero())
+		})
+
+		It("says where to find the server when the cluster does not publish it, and sends nothing", func(ctx SpecContext) {
+			key := client.ObjectKey{Namespace: invitesv1alpha1.DiscoveryNamespace, Name: invitesv1alpha1.DiscoveryConfigMap}
+			published := &corev1.ConfigMap{}
+			Expect(env.Admin.Get(ctx, key, published)).To(Succeed())
+			Expect(env.Admin.Delete(ctx, published)).To(Succeed())
+			DeferCleanup(func(ctx SpecContext) {
+				restored := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name, Labels: published.Labels}, Data: published.Data}
+				Expect(env.Admin.Create(ctx, restored)).To(Succeed())
+			})
+			_, _, err := inviteWith(ctx, newcomer, "redeem", "AAAA-BBBB-CCCC-DDDD")
+			Expect(err).To(MatchError("cannot tell where your cluster's redemption server is: kube-public/rolecall-info does not say (or you may not read it); " +
+				"give --redeem-url URL or set " + cli.RedeemURLEnv + ", with the URL your cluster's administrators give you"))
 		})
 	})
 })
