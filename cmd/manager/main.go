@@ -44,6 +44,7 @@ type options struct {
 	allowedRedirectOrigins []string
 	trustedProxies         []netip.Prefix
 	authenticationConfig   string
+	tokenAudience          string
 	oidc                   identity.LegacyOIDC
 	oidcRequiredClaims     []string
 	signIn                 signInOptions
@@ -90,6 +91,7 @@ func (o *options) bind(fs *flag.FlagSet) {
 		}
 		return nil
 	})
+	fs.StringVar(&o.tokenAudience, "token-audience", "", "Also accept service account tokens minted for this audience (kubectl create token SA --audience NAME), which the API server itself refuses; published for kubectl invite in kube-public/rolecall-info.")
 	fs.StringVar(&o.authenticationConfig, "authentication-config", "", "kube-apiserver's AuthenticationConfiguration file: ID tokens are mapped to users exactly as the API server maps them.")
 	fs.StringVar(&o.oidc.IssuerURL, "oidc-issuer-url", "", "As kube-apiserver's --oidc-issuer-url.")
 	fs.StringVar(&o.oidc.ClientID, "oidc-client-id", "", "As kube-apiserver's --oidc-client-id.")
@@ -213,6 +215,7 @@ func run(ctx context.Context, opts options) error {
 		PublicURL: opts.publicURL, DefaultExpiresAfter: opts.defaultExpiresAfter, AllowRBACDelegation: opts.allowRBACDelegation,
 		Authenticator: authn, RedeemBindAddress: opts.redeemAddr, AllowedRedirectOrigins: opts.allowedRedirectOrigins,
 		SignIn: signIn, InvitationWorkers: opts.invitationWorkers, TrustedProxies: opts.trustedProxies,
+		TokenAudience: opts.tokenAudience,
 	}
 	opts.delivery.apply(&cfg)
 	if err := manager.Setup(ctx, mgr, cfg, manager.Parts{Controllers: true, Webhooks: true, Redemption: true}); err != nil {
@@ -311,6 +314,10 @@ func authenticator(ctx context.Context, mgr ctrl.Manager, opts options) (identit
 			return nil, nil, err
 		}
 		chain = append(chain, jwt)
+	}
+	if opts.tokenAudience != "" {
+		// Tokens meant for rolecall alone first: they are worthless anywhere else.
+		chain = append(chain, &identity.TokenReview{Client: direct, Audiences: []string{opts.tokenAudience}})
 	}
 	return append(chain, &identity.TokenReview{Client: direct}), jwtConfig, nil
 }
