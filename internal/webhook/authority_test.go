@@ -215,7 +215,9 @@ var _ = Describe("Authority over what an invitation can cause", func() {
 			Entry("a resend", func(i *invitesv1alpha1.Invitation) {
 				i.Annotations = map[string]string{invitesv1alpha1.ResendAnnotation: "again"}
 			}, notInGroup),
-			Entry("a longer expiresAfter", func(i *invitesv1alpha1.Invitation) { i.Spec.ExpiresAfter = &metav1.Duration{Duration: 50 * time.Minute} }, notInGroup),
+			Entry("a longer expiresAfter", func(i *invitesv1alpha1.Invitation) {
+				i.Spec.ExpiresAfter = &metav1.Duration{Duration: 50 * time.Minute}
+			}, notInGroup),
 			Entry("more uses", func(i *invitesv1alpha1.Invitation) { i.Spec.MaxUses = 2 }, notInGroup),
 			Entry("Replace", func(i *invitesv1alpha1.Invitation) { i.Spec.Upgrade = invitesv1alpha1.UpgradeReplace }, notInGroup),
 			Entry("a custom token", func(i *invitesv1alpha1.Invitation) {
