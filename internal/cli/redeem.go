@@ -200,7 +200,7 @@ func postRedemption(ctx context.Context, base, token, credential string) (*redem
 		return nil, err
 	}
 	// The base URL is the pinned server, checked: https (or loopback http).
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+redemptionsPath, bytes.NewReader(body)) //nolint:gosec // see above
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+redemptionsPath, bytes.NewReader(body))
 	if err != nil {
 		return nil, err
 	}
@@ -211,7 +211,7 @@ func postRedemption(ctx context.Context, base, token, credential string) (*redem
 		Timeout:       redeemTimeout,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
-	resp, err := httpClient.Do(req) //nolint:gosec // the checked base URL, as above
+	resp, err := httpClient.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("cannot reach the redemption server: %w", unwrapURLError(err))
 	}
