@@ -153,10 +153,17 @@ var _ = Describe("Policies that are wider than meant", func() {
 		func(selector *metav1.LabelSelector, all bool) {
 			rgp := teamLeadsPolicy(func(p *invitesv1alpha1.RoleGrantPolicy) { p.Spec.NamespaceSelector = selector })
 			Expect(policy.SelectsAllNamespaces(rgp)).To(Equal(all))
+			cond := policy.NamespaceScopeCondition(rgp)
+			Expect(cond.Type).To(Equal(invitesv1alpha1.PolicySelectsAllNamespacesCondition))
 			if all {
 				Expect(policy.Warnings(rgp)).To(ConsistOf(policy.AllNamespacesWarning))
+				Expect(cond.Status).To(Equal(metav1.ConditionTrue))
+				Expect(cond.Reason).To(Equal(invitesv1alpha1.PolicyNoNamespaceSelectorReason))
+				Expect(cond.Message).To(Equal(policy.AllNamespacesWarning))
 			} else {
 				Expect(policy.Warnings(rgp)).To(BeEmpty())
+				Expect(cond.Status).To(Equal(metav1.ConditionFalse))
+				Expect(cond.Reason).To(Equal(invitesv1alpha1.PolicyNamespaceSelectorReason))
 			}
 		},
 		Entry("no selector", nil, true),
