@@ -70,6 +70,7 @@ var _ = Describe("Bindings rolecall did not make", func() {
 	It("drive no identity provider hook, expire nothing and report nothing, even with a seal copied from a real one", func(ctx SpecContext) {
 		ns := newNamespace(ctx)
 		group := "admins-" + ns
+		allowIDPGroups(ctx, ns, "viewers-"+ns)
 		inv := newInvitation(ns, "team", func(i *invitesv1alpha1.Invitation) {
 			i.Spec.Grants = []invitesv1alpha1.Grant{{ClusterRole: "view", IDPGroup: "viewers-" + ns}}
 		})
@@ -180,6 +181,30 @@ var _ = Describe("A token Secret edited by someone who may write Secrets", func(
 			g.Expect(after.Status.TokenID).NotTo(Equal(inv.Status.TokenID), "a new token replaces the one the Secret lost")
 			g.Expect(after.Status.ExpiresAt.Time).To(BeTemporally("==", inv.Status.ExpiresAt.Time))
 			g.Expect(after.Status.TokenHash).NotTo(BeEmpty())
+		}).Should(Succeed())
+	})
+})
+
+var _ = Describe("A policy's maxLifetime", func() {
+	It("caps when the token expires, counted from the invitation's creation", func(ctx SpecContext) {
+		ns := newNamespace(ctx)
+		rgp := newPolicy()
+		rgp.Spec.Inviters = []invitesv1alpha1.Subject{{Kind: invitesv1alpha1.SubjectGroup, Name: "leads-" + ns}}
+		rgp.Spec.Limits = &invitesv1alpha1.PolicyLimits{MaxLifetime: &metav1.Duration{Duration: 30 * time.Minute}}
+		Expect(k8sClient.Create(ctx, rgp)).To(Succeed())
+		DeferCleanup(func(ctx SpecContext) { Expect(k8sClient.Delete(ctx, rgp)).To(Succeed()) })
+
+		inv := newInvitation(ns, "short-lived", func(i *invitesv1alpha1.Invitation) {
+			i.Spec.Inviter = &invitesv1alpha1.Inviter{Username: "lee", Groups: []string{"leads-" + ns, "system:authenticated"}}
+		})
+		Expect(k8sClient.Create(ctx, inv)).To(Succeed())
+		// The suite's clock runs ahead of the API server's, so the phase may already be
+		// Expired; the expiry itself is what the policy decides.
+		Eventually(func(g Gomega) {
+			issued := getInvitation(ctx, g, inv)
+			g.Expect(issued.Status.ExpiresAt).NotTo(BeNil())
+			g.Expect(issued.Status.ExpiresAt.Time).To(BeTemporally("==", issued.CreationTimestamp.Add(30*time.Minute)),
+				"expiresAfter asks for an hour; the policy allows 30 minutes from creation")
 		}).Should(Succeed())
 	})
 })

@@ -1,6 +1,7 @@
 package controllers_test
 
 import (
+	"context"
 	"net/http"
 	"time"
 
@@ -19,6 +20,7 @@ var _ = Describe("The identity provider hook", func() {
 	It("adds the person to the grant's idpGroup, and removes them when the binding goes", func(ctx SpecContext) {
 		ns := newNamespace(ctx)
 		group := "devs-" + ns
+		allowIDPGroups(ctx, ns, group)
 		inv := newInvitation(ns, "hal", func(i *invitesv1alpha1.Invitation) { i.Spec.Grants[0].IDPGroup = group })
 		Expect(k8sClient.Create(ctx, inv)).To(Succeed())
 		inv = eventuallyPhase(ctx, inv, invitesv1alpha1.PhaseActive)
@@ -52,6 +54,7 @@ var _ = Describe("The identity provider hook", func() {
 	It("ends the Kubernetes access at once while a failing hook holds the binding, and finishes when the hook is back", func(ctx SpecContext) {
 		ns := newNamespace(ctx)
 		group := "ops-" + ns
+		allowIDPGroups(ctx, ns, group)
 		inv := newInvitation(ns, "ivy", func(i *invitesv1alpha1.Invitation) { i.Spec.Grants[0].IDPGroup = group })
 		Expect(k8sClient.Create(ctx, inv)).To(Succeed())
 		inv = eventuallyPhase(ctx, inv, invitesv1alpha1.PhaseActive)
@@ -86,6 +89,23 @@ var _ = Describe("The identity provider hook", func() {
 	})
 })
 
+// allowIDPGroups lets the platform administrator offer membership of the groups in the
+// namespace: only a policy can (RBAC delegation never allows an idpGroup).
+func allowIDPGroups(ctx context.Context, ns string, groups ...string) {
+	GinkgoHelper()
+	rgp := &invitesv1alpha1.RoleGrantPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: "idp-groups-" + ns},
+		Spec: invitesv1alpha1.RoleGrantPolicySpec{
+			Inviters:           []invitesv1alpha1.Subject{{Kind: invitesv1alpha1.SubjectUser, Name: "platform-admin"}},
+			NamespaceSelector:  &metav1.LabelSelector{MatchLabels: map[string]string{"kubernetes.io/metadata.name": ns}},
+			GrantableRoles:     []invitesv1alpha1.GrantableRole{{ClusterRole: "edit"}, {ClusterRole: "view"}},
+			GrantableIDPGroups: groups,
+		},
+	}
+	Expect(k8sClient.Create(ctx, rgp)).To(Succeed())
+	DeferCleanup(func(ctx SpecContext) { Expect(k8sClient.Delete(ctx, rgp)).To(Succeed()) })
+}
+
 func objectMeta(key client.ObjectKey) metav1.ObjectMeta {
 	return metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}
 }
@@ -94,6 +114,7 @@ var _ = Describe("The identity provider hook, when it refuses", func() {
 	It("reports a refused add once and does not retry it", func(ctx SpecContext) {
 		ns := newNamespace(ctx)
 		group := "refused-" + ns
+		allowIDPGroups(ctx, ns, group)
 		idp.answerWith(func(body map[string]any) int {
 			if body["group"] == group {
 				return http.StatusUnprocessableEntity

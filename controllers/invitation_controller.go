@@ -80,7 +80,8 @@ func (r *InvitationReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	}
 
 	before := inv.DeepCopy()
-	if err := r.checkPolicy(ctx, inv); err != nil {
+	lifetimeEnd, err := r.checkPolicy(ctx, inv)
+	if err != nil {
 		return ctrl.Result{}, err
 	}
 	plan, err := r.planToken(ctx, inv)
@@ -92,7 +93,7 @@ func (r *InvitationReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	updateStatus(inv, r.expiresAfter(inv), now)
+	updateStatus(inv, r.expiresAfter(inv), lifetimeEnd, now)
 	r.sealToken(inv, plan)
 	if !equality.Semantic.DeepEqual(before.Status, inv.Status) {
 		// Status is written anyway: every finished redemption's entry goes with it.

@@ -326,7 +326,9 @@ var _ = Describe("Invitation controller", func() {
 			i.Spec.TokenType = invitesv1alpha1.TokenTypeCustom
 			i.Spec.CustomTokenSecretRef = &invitesv1alpha1.SecretReference{Name: "beta-code"}
 		}
-		const strong = "q3F9xZ0bK8Lw2mNcT7vYh1RjUe4sGa"
+		// Every token belongs to one invitation in the whole cluster, so each spec's is its own.
+		var strong string
+		BeforeEach(func() { strong = "q3F9xZ0bK8Lw2mNcT7vYh1RjUe4sGa-" + ns })
 
 		It("stays Pending until the Secret exists, says what it waits for, then becomes Active", func(ctx SpecContext) {
 			inv := newInvitation(ns, "beta", custom)

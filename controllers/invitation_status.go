@@ -14,9 +14,15 @@ import (
 )
 
 // updateStatus derives everything in status that follows from spec, the token and time.
-func updateStatus(inv *invitesv1alpha1.Invitation, expiresAfter time.Duration, now time.Time) {
+// A token expires expiresAfter after it was issued, and never after lifetimeEnd (a policy's
+// maxLifetime from the invitation's creation), however often it was re-issued.
+func updateStatus(inv *invitesv1alpha1.Invitation, expiresAfter time.Duration, lifetimeEnd *time.Time, now time.Time) {
 	if inv.Status.IssuedAt != nil {
-		expiresAt := metav1.NewTime(inv.Status.IssuedAt.Add(expiresAfter))
+		at := inv.Status.IssuedAt.Add(expiresAfter)
+		if lifetimeEnd != nil && lifetimeEnd.Before(at) {
+			at = lifetimeEnd.UTC().Truncate(time.Second)
+		}
+		expiresAt := metav1.NewTime(at)
 		inv.Status.ExpiresAt = &expiresAt
 	} else {
 		inv.Status.ExpiresAt = nil

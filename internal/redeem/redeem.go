@@ -20,6 +20,7 @@ import (
 	invitesv1alpha1 "github.com/rolecall/rolecall/api/v1alpha1"
 	"github.com/rolecall/rolecall/internal/bindings"
 	"github.com/rolecall/rolecall/internal/identity"
+	"github.com/rolecall/rolecall/internal/policy"
 )
 
 // Result is the body of a successful redemption.
@@ -207,6 +208,10 @@ func (s *Server) checkPolicy(ctx context.Context, inv *invitesv1alpha1.Invitatio
 	if !decision.Allowed {
 		s.Recorder.Eventf(inv, nil, corev1.EventTypeWarning, "Denied", "Redeem", "a redemption was refused: %s", decision.Message(*inv.Spec.Inviter))
 		return errPolicyDenied, nil
+	}
+	// The policy's maxLifetime holds whatever status says about the token's expiry.
+	if end, capped := policy.LifetimeEnd(inv, decision); capped && !s.Clock.Now().Before(end) {
+		return errExpired, nil
 	}
 	return nil, nil
 }
