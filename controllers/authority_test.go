@@ -87,7 +87,7 @@ var _ = Describe("Bindings rolecall did not make", func() {
 		Expect(mallory.Create(ctx, lookalike(inv, "copied-seal", "oidc:mallory", group, real.Annotations[bindings.SealAnnotation]))).To(Succeed())
 
 		Consistently(func() []map[string]any { return idp.callsFor("user", "oidc:mallory") }).
-			WithTimeout(2 * time.Second).Should(BeEmpty(), "no signed add of a user the manager never granted")
+			WithTimeout(2*time.Second).Should(BeEmpty(), "no signed add of a user the manager never granted")
 		Expect(idp.callsFor("group", group)).To(BeEmpty())
 		for _, name := range []string{"forged", "copied-seal"} {
 			Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &rbacv1.RoleBinding{})).To(Succeed(),
