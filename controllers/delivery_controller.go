@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	invitesv1alpha1 "github.com/rolecall/rolecall/api/v1alpha1"
+	"github.com/rolecall/rolecall/internal/bindings"
 	"github.com/rolecall/rolecall/internal/delivery"
 	"github.com/rolecall/rolecall/internal/metrics"
 )
@@ -31,6 +32,12 @@ import (
 //
 // The record is written after the send succeeds. A manager that dies in between sends the
 // same link twice: a duplicate mail is the lesser evil next to a lost one.
+//
+// Deliveries are bounded per invitation and per recipient (Limits): a resend that comes too
+// soon waits, with a Delivered=False condition (reason Throttled) that says until when, and
+// a wake-up at that moment. The bound is counted from status.recentDeliveries, which outlives
+// a restart, and from what this process sent itself (a delivery.Ledger), which whoever may
+// write an invitation's status, or delete the invitation, cannot erase.
 type DeliveryReconciler struct {
 	client.Client
 	// APIReader confirms the latest status before a success is recorded after a conflict.
@@ -43,6 +50,12 @@ type DeliveryReconciler struct {
 	MaxAttempts int32
 	// Backoff is the wait after the first failure; it doubles with each failure after that.
 	Backoff time.Duration
+	// Limits bound deliveries per invitation and per recipient; zero means
+	// delivery.DefaultLimits.
+	Limits delivery.Limits
+
+	// ledger remembers what this process delivered, for Limits.
+	ledger delivery.Ledger
 
 	// notBefore holds, per invitation, when the next attempt is due, in wall-clock time like
 	// the RequeueAfter that wakes it. It lives in memory: after a leader change the next
@@ -74,6 +87,13 @@ func (r *DeliveryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	if sender == nil {
 		return ctrl.Result{}, r.recordNotConfigured(ctx, inv)
 	}
+	hold, err := r.hold(ctx, inv)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if !hold.Until.IsZero() {
+		return r.recordThrottled(ctx, inv, sender.Channel(), hold)
+	}
 	invite, ready, err := r.invite(ctx, inv)
 	if err != nil || !ready {
 		// Not ready: the token Secret does not hold the current token yet; its own watch
@@ -85,7 +105,10 @@ func (r *DeliveryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	sendErr := sender.Send(sendCtx, invite)
 	if sendErr == nil {
 		metrics.Deliveries.WithLabelValues(sender.Channel(), "sent").Inc()
-		return ctrl.Result{}, r.recordSent(ctx, inv, sender.Channel())
+		sentAt := metav1.NewTime(r.Clock.Now().Truncate(time.Second))
+		// Remembered before status is written: a status write that fails must not free the bound.
+		r.ledger.Record(string(inv.UID), recipientKey(inv), sentAt.Time, r.Limits.Window)
+		return ctrl.Result{}, r.recordSent(ctx, inv, sender.Channel(), sentAt)
 	}
 	logf.FromContext(ctx).Info("delivery failed", "channel", sender.Channel(), "error", sendErr.Error())
 	return r.recordFailure(ctx, inv, sender.Channel(), sendErr)
@@ -152,8 +175,13 @@ func (r *DeliveryReconciler) invite(ctx context.Context, inv *invitesv1alpha1.In
 	if inv.Spec.TokenType == invitesv1alpha1.TokenTypeCode {
 		invite.Code = string(secret.Data[invitesv1alpha1.TokenSecretKey])
 	}
-	if inv.Spec.Inviter != nil && !inv.Spec.HideInviter {
+	// Named even when spec.hideInviter hides the inviter from the landing page: a message
+	// that does not say who sent it is the company's sender lent to anyone (see delivery.Invite).
+	if inv.Spec.Inviter != nil {
 		invite.Inviter = inv.Spec.Inviter.Username
+	}
+	if inv.Spec.Upgrade == invitesv1alpha1.UpgradeReplace {
+		invite.Replaces = bindings.ReplaceScopes(inv)
 	}
 	return invite, true, nil
 }
@@ -178,8 +206,7 @@ func describeGrants(inv *invitesv1alpha1.Invitation) []string {
 	return out
 }
 
-func (r *DeliveryReconciler) recordSent(ctx context.Context, inv *invitesv1alpha1.Invitation, channel string) error {
-	now := metav1.NewTime(r.Clock.Now().Truncate(time.Second))
+func (r *DeliveryReconciler) recordSent(ctx context.Context, inv *invitesv1alpha1.Invitation, channel string, now metav1.Time) error {
 	message := "the link was sent by " + channel
 	if channel == "email" {
 		message += " to " + inv.Spec.Email
@@ -187,10 +214,14 @@ func (r *DeliveryReconciler) recordSent(ctx context.Context, inv *invitesv1alpha
 	tokenID := inv.Status.TokenID
 	// The mail is out: a conflict must not lose the record, or the next pass sends again.
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		return r.patchDelivery(ctx, inv, func(inv *invitesv1alpha1.Invitation) {
-			inv.Status.DeliveredAt = &now
-			setDelivered(inv, metav1.ConditionTrue, invitesv1alpha1.InvitationDeliveredReason, message)
-		}, tokenID)
+		return r.patchDelivery(ctx, inv, func(latest *invitesv1alpha1.Invitation) {
+			// Counted even when a resend replaced the token meanwhile: the mail went out.
+			latest.Status.RecentDeliveries = r.appendDelivery(latest.Status.RecentDeliveries, now)
+			if latest.Status.TokenID == tokenID {
+				latest.Status.DeliveredAt = &now
+				setDelivered(latest, metav1.ConditionTrue, invitesv1alpha1.InvitationDeliveredReason, message)
+			}
+		}, "")
 	})
 	if err == nil {
 		r.notBefore.Delete(attemptKey(inv))
@@ -257,13 +288,14 @@ func (r *DeliveryReconciler) recordNotConfigured(ctx context.Context, inv *invit
 
 // patchDelivery applies change to the latest invitation and writes status under an
 // optimistic lock, unless the token changed meanwhile: then the record belongs to a token
-// that no longer exists, and the new one gets its own delivery.
+// that no longer exists, and the new one gets its own delivery. An empty tokenID applies
+// the change whatever the token.
 func (r *DeliveryReconciler) patchDelivery(ctx context.Context, inv *invitesv1alpha1.Invitation, change func(*invitesv1alpha1.Invitation), tokenID string) error {
 	latest := inv.DeepCopy()
 	if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(inv), latest); err != nil {
 		return err
 	}
-	if latest.Status.TokenID != tokenID {
+	if tokenID != "" && latest.Status.TokenID != tokenID {
 		return nil
 	}
 	before := latest.DeepCopy()
@@ -285,6 +317,12 @@ func (r *DeliveryReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	if r.Backoff <= 0 {
 		r.Backoff = 10 * time.Second
+	}
+	if r.Limits == (delivery.Limits{}) {
+		r.Limits = delivery.DefaultLimits
+	}
+	if err := indexRecipients(mgr); err != nil {
+		return err
 	}
 	wantsDelivery := predicate.NewPredicateFuncs(func(obj client.Object) bool {
 		inv, ok := obj.(*invitesv1alpha1.Invitation)

@@ -2,6 +2,7 @@ package controllers_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -10,12 +11,19 @@ import (
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	invitesv1alpha1 "github.com/rolecall/rolecall/api/v1alpha1"
+	"github.com/rolecall/rolecall/controllers"
+	"github.com/rolecall/rolecall/internal/delivery"
 	"github.com/rolecall/rolecall/internal/mailpit"
+	"github.com/rolecall/rolecall/internal/manager"
 )
 
 // mailsTo reads every message mailpit received for the address, oldest first.
@@ -81,7 +89,8 @@ var _ = Describe("Delivery", func() {
 			Consistently(func(g Gomega) { g.Expect(mailsTo(ctx, g, address)).To(HaveLen(1)) }).
 				WithTimeout(time.Second).Should(Succeed())
 
-			By("asking for a resend")
+			By("asking for a resend once the cooldown is over")
+			fakeClock.Step(delivery.DefaultLimits.Cooldown)
 			Expect(k8sClient.Patch(ctx, inv, mergePatch(`{"metadata":{"annotations":{"`+invitesv1alpha1.ResendAnnotation+`":"1"}}}`))).To(Succeed())
 			Eventually(func(g Gomega) {
 				mails := mailsTo(ctx, g, address)
@@ -106,6 +115,152 @@ var _ = Describe("Delivery", func() {
 			eventuallyPhase(ctx, inv, invitesv1alpha1.PhaseRevoked)
 			Consistently(func(g Gomega) { g.Expect(mailsTo(ctx, g, address)).To(BeEmpty()) }).
 				WithTimeout(time.Second).Should(Succeed())
+		})
+	})
+
+	Context("when resends or invitations pile up on one address (mail bombing)", func() {
+		It("holds a burst of 20 resends to one mail after the cooldown, and the sixth of an hour until the first is an hour old", func(ctx SpecContext) {
+			ns := newNamespace(ctx)
+			address := "hana@" + ns + ".example.com"
+			inv := newInvitation(ns, "hana", byEmail(address))
+			Expect(k8sClient.Create(ctx, inv)).To(Succeed())
+			first := delivered(ctx, inv, invitesv1alpha1.InvitationDeliveredReason).Status.DeliveredAt.Time
+
+			By("asking for 20 resends in a row, as the attacker did")
+			for i := range 20 {
+				resend(ctx, inv, fmt.Sprintf("burst-%d", i))
+			}
+			throttled := delivered(ctx, inv, invitesv1alpha1.InvitationDeliveryThrottledReason)
+			Expect(deliveredCondition(throttled).Message).To(And(
+				ContainSubstring("waits until "+first.Add(time.Minute).UTC().Format(time.RFC3339)),
+				ContainSubstring("at most one delivery of an invitation every 1m0s")))
+			Consistently(func(g Gomega) { g.Expect(mailsTo(ctx, g, address)).To(HaveLen(1)) }).
+				WithTimeout(2 * time.Second).Should(Succeed())
+			Eventually(eventReasons(ctx, ns)).Should(ContainElement(invitesv1alpha1.InvitationDeliveryThrottledReason))
+
+			By("sending the current link once the cooldown is over")
+			fakeClock.Step(time.Minute)
+			touch(ctx, inv)
+			Eventually(func(g Gomega) {
+				mails := mailsTo(ctx, g, address)
+				g.Expect(mails).To(HaveLen(2))
+				g.Expect(mails[1].Text).To(ContainSubstring(string(tokenSecret(ctx, g, getInvitation(ctx, g, inv)).Data[invitesv1alpha1.URLSecretKey])))
+			}).Should(Succeed())
+			delivered(ctx, inv, invitesv1alpha1.InvitationDeliveredReason)
+
+			By("allowing five deliveries in an hour, one a minute")
+			for n := 3; n <= 5; n++ {
+				fakeClock.Step(time.Minute)
+				resend(ctx, inv, fmt.Sprintf("hourly-%d", n))
+				Eventually(func(g Gomega) { g.Expect(mailsTo(ctx, g, address)).To(HaveLen(n)) }).Should(Succeed())
+				delivered(ctx, inv, invitesv1alpha1.InvitationDeliveredReason)
+			}
+			fakeClock.Step(time.Minute)
+			resend(ctx, inv, "hourly-6")
+			throttled = delivered(ctx, inv, invitesv1alpha1.InvitationDeliveryThrottledReason)
+			Expect(deliveredCondition(throttled).Message).To(And(
+				ContainSubstring("waits until "+first.Add(time.Hour).UTC().Format(time.RFC3339)),
+				ContainSubstring("at most 5 deliveries of an invitation per 1h0m0s")))
+
+			By("holding it in a manager that just started, with nothing in memory: the bound is read from status")
+			restarted := &controllers.DeliveryReconciler{
+				Client: cachedClient, APIReader: k8sClient, Recorder: events.NewFakeRecorder(10), Clock: fakeClock,
+				Mail:   &delivery.Mail{Host: mailServer.SMTPHost, Port: mailServer.SMTPPort, TLS: delivery.TLSNone, From: "invites@example.com"},
+				Limits: delivery.DefaultLimits,
+			}
+			result, err := restarted.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(inv)})
+			Expect(err).NotTo(HaveOccurred())
+			Expect(result.RequeueAfter).To(Equal(first.Add(time.Hour).Sub(fakeClock.Now())), "woken when the hour is over, not polled")
+			Consistently(func(g Gomega) { g.Expect(mailsTo(ctx, g, address)).To(HaveLen(5)) }).
+				WithTimeout(time.Second).Should(Succeed())
+
+			By("sending it when the first delivery is an hour old")
+			fakeClock.Step(first.Add(time.Hour).Sub(fakeClock.Now()))
+			touch(ctx, inv)
+			Eventually(func(g Gomega) { g.Expect(mailsTo(ctx, g, address)).To(HaveLen(6)) }).Should(Succeed())
+		})
+
+		It("counts deliveries to one address across invitations, +tags included, and deleting invitations does not reset the count", func(ctx SpecContext) {
+			ns := newNamespace(ctx)
+			address := "ivan@" + ns + ".example.com"
+			var sent []*invitesv1alpha1.Invitation
+			for i := range delivery.DefaultLimits.PerRecipient {
+				inv := newInvitation(ns, fmt.Sprintf("ivan-%d", i), byEmail(address))
+				Expect(k8sClient.Create(ctx, inv)).To(Succeed())
+				delivered(ctx, inv, invitesv1alpha1.InvitationDeliveredReason)
+				sent = append(sent, inv)
+			}
+			Eventually(func(g Gomega) { g.Expect(mailsTo(ctx, g, address)).To(HaveLen(delivery.DefaultLimits.PerRecipient)) }).Should(Succeed())
+
+			By("deleting the invitations that were sent, then inviting the same inbox under a +tag")
+			for _, inv := range sent {
+				Expect(k8sClient.Delete(ctx, inv)).To(Succeed())
+			}
+			tagged := "Ivan+again@" + ns + ".example.com"
+			one := newInvitation(ns, "ivan-again", byEmail(tagged))
+			Expect(k8sClient.Create(ctx, one)).To(Succeed())
+			held := delivered(ctx, one, invitesv1alpha1.InvitationDeliveryThrottledReason)
+			Expect(deliveredCondition(held).Message).To(ContainSubstring("at most 10 deliveries to one address per 1h0m0s"))
+			Consistently(func(g Gomega) { g.Expect(mailsTo(ctx, g, tagged)).To(BeEmpty()) }).
+				WithTimeout(time.Second).Should(Succeed())
+		})
+
+		It("does not send again for someone who may patch invitations/status and erases the record", func(ctx SpecContext) {
+			ns := newNamespace(ctx)
+			address := "judy@" + ns + ".example.com"
+			inv := newInvitation(ns, "judy", byEmail(address))
+			Expect(k8sClient.Create(ctx, inv)).To(Succeed())
+			delivered(ctx, inv, invitesv1alpha1.InvitationDeliveredReason)
+
+			mallory := statusWriter(ctx, ns, "mallory")
+			for range 3 {
+				Eventually(func(g Gomega) {
+					latest := getInvitation(ctx, g, inv)
+					before := latest.DeepCopy()
+					latest.Status.RecentDeliveries, latest.Status.DeliveredAt = nil, nil
+					meta.RemoveStatusCondition(&latest.Status.Conditions, invitesv1alpha1.InvitationDeliveredCondition)
+					g.Expect(mallory.Status().Patch(ctx, latest, client.MergeFrom(before))).To(Succeed())
+				}).Should(Succeed())
+				delivered(ctx, inv, invitesv1alpha1.InvitationDeliveryThrottledReason)
+			}
+			Consistently(func(g Gomega) { g.Expect(mailsTo(ctx, g, address)).To(HaveLen(1)) }).
+				WithTimeout(2 * time.Second).Should(Succeed())
+		})
+	})
+
+	Context("what the mail says", func() {
+		It("names the inviter even when the invitation hides the inviter from its landing page", func(ctx SpecContext) {
+			ns := newNamespace(ctx)
+			address := "kim@" + ns + ".example.com"
+			inv := newInvitation(ns, "kim", byEmail(address), func(i *invitesv1alpha1.Invitation) { i.Spec.HideInviter = true })
+			Expect(k8sClient.Create(ctx, inv)).To(Succeed())
+			Eventually(func(g Gomega) {
+				mails := mailsTo(ctx, g, address)
+				g.Expect(mails).To(HaveLen(1))
+				g.Expect(mails[0].Subject).To(Equal("platform-admin invited you to " + ns + " on Kubernetes"))
+				g.Expect(mails[0].Text).To(ContainSubstring("platform-admin invited you"))
+				g.Expect(mails[0].HTML).To(ContainSubstring("<strong>platform-admin</strong> invited you"))
+			}).Should(Succeed())
+		})
+
+		It("says plainly that accepting an upgrade: Replace invitation removes earlier rolecall grants, and where", func(ctx SpecContext) {
+			ns := newNamespace(ctx)
+			other := newNamespace(ctx)
+			address := "lee@" + ns + ".example.com"
+			inv := newInvitation(ns, "lee", byEmail(address), func(i *invitesv1alpha1.Invitation) {
+				i.Spec.Upgrade = invitesv1alpha1.UpgradeReplace
+				i.Spec.Grants = []invitesv1alpha1.Grant{{ClusterRole: "edit"}, {ClusterRole: "view", Namespace: other}}
+			})
+			Expect(k8sClient.Create(ctx, inv)).To(Succeed())
+			Eventually(func(g Gomega) {
+				mails := mailsTo(ctx, g, address)
+				g.Expect(mails).To(HaveLen(1))
+				for _, part := range []string{mails[0].Text, mails[0].HTML} {
+					g.Expect(part).To(ContainSubstring("Accepting also removes the roles that earlier rolecall invitations gave you in:"))
+					g.Expect(part).To(ContainSubstring("namespace " + ns))
+					g.Expect(part).To(ContainSubstring("namespace " + other))
+				}
+			}).Should(Succeed())
 		})
 	})
 
@@ -179,6 +334,46 @@ var _ = Describe("Delivery", func() {
 		}
 	})
 })
+
+// resend asks for a new token, as `kubectl invite resend` does.
+func resend(ctx context.Context, inv *invitesv1alpha1.Invitation, value string) {
+	GinkgoHelper()
+	Expect(k8sClient.Patch(ctx, inv, mergePatch(`{"metadata":{"annotations":{"`+invitesv1alpha1.ResendAnnotation+`":"`+value+`"}}}`))).To(Succeed())
+}
+
+// touch changes nothing that matters, so that the controllers look at the invitation again
+// after the fake clock moved (a real clock would have woken them).
+func touch(ctx context.Context, inv *invitesv1alpha1.Invitation) {
+	GinkgoHelper()
+	Expect(k8sClient.Patch(ctx, inv, mergePatch(`{"metadata":{"labels":{"touched":"`+fmt.Sprint(time.Now().UnixNano())+`"}}}`))).To(Succeed())
+}
+
+func deliveredCondition(inv *invitesv1alpha1.Invitation) *metav1.Condition {
+	return meta.FindStatusCondition(inv.Status.Conditions, invitesv1alpha1.InvitationDeliveredCondition)
+}
+
+// statusWriter is a user who may read invitations and patch their status, nothing more.
+func statusWriter(ctx context.Context, ns, user string) client.Client {
+	GinkgoHelper()
+	role := &rbacv1.Role{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "status-writer"},
+		Rules: []rbacv1.PolicyRule{
+			{APIGroups: []string{invitesv1alpha1.GroupVersion.Group}, Resources: []string{"invitations"}, Verbs: []string{"get"}},
+			{APIGroups: []string{invitesv1alpha1.GroupVersion.Group}, Resources: []string{"invitations/status"}, Verbs: []string{"patch"}},
+		},
+	}
+	Expect(k8sClient.Create(ctx, role)).To(Succeed())
+	Expect(k8sClient.Create(ctx, &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "status-writer"},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: user}},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: role.Name},
+	})).To(Succeed())
+	as := rest.CopyConfig(cfg)
+	as.Impersonate = rest.ImpersonationConfig{UserName: user, Groups: []string{"system:authenticated"}}
+	c, err := client.New(as, client.Options{Scheme: manager.NewScheme()})
+	Expect(err).NotTo(HaveOccurred())
+	return c
+}
 
 // tokenSecretOf is the token Secret once it holds the invitation's current token.
 func tokenSecretOf(ctx context.Context, inv *invitesv1alpha1.Invitation) *corev1.Secret {

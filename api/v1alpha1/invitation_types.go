@@ -232,7 +232,8 @@ type InvitationSpec struct {
 	// +optional
 	Delivery *Delivery `json:"delivery,omitempty"`
 
-	// hideInviter keeps the inviter's name off the landing page.
+	// hideInviter keeps the inviter's name off the landing page. Mail and webhook deliveries
+	// name the inviter all the same: a message must say who sent it.
 	// +optional
 	HideInviter bool `json:"hideInviter,omitempty"`
 

@@ -20,6 +20,7 @@ type deliveryOptions struct {
 	idpHookURL        string
 	idpHookSecretFile string
 	deliveryBackoff   time.Duration
+	limits            delivery.Limits
 }
 
 func (o *deliveryOptions) bind(fs *flag.FlagSet) {
@@ -35,6 +36,10 @@ func (o *deliveryOptions) bind(fs *flag.FlagSet) {
 	fs.StringVar(&o.idpHookURL, "idp-hook-url", "", "URL that adds people to identity provider groups (grants with idpGroup) and removes them, as signed JSON.")
 	fs.StringVar(&o.idpHookSecretFile, "idp-hook-secret-file", "", "File holding the HMAC key that signs identity provider hook requests.")
 	fs.DurationVar(&o.deliveryBackoff, "delivery-backoff", 10*time.Second, "Wait after a failed delivery; it doubles with each further failure (5 attempts).")
+	o.limits = delivery.DefaultLimits
+	fs.DurationVar(&o.limits.Cooldown, "delivery-cooldown", o.limits.Cooldown, "Least time between two deliveries of one invitation; a resend sooner waits (Delivered=False, reason Throttled).")
+	fs.IntVar(&o.limits.PerInvitation, "delivery-max-per-invitation", o.limits.PerInvitation, "Most deliveries of one invitation (all its resends) per hour.")
+	fs.IntVar(&o.limits.PerRecipient, "delivery-max-per-recipient", o.limits.PerRecipient, "Most deliveries to one address per hour, across all invitations.")
 }
 
 func (o *deliveryOptions) validate() error {
@@ -48,6 +53,9 @@ func (o *deliveryOptions) validate() error {
 	}
 	if o.deliveryBackoff <= 0 {
 		return errors.New("--delivery-backoff must be positive")
+	}
+	if err := o.limits.Validate(); err != nil {
+		return err
 	}
 	return validateHook("--idp-hook-url", o.idpHookURL, "--idp-hook-secret-file", o.idpHookSecretFile)
 }
@@ -80,4 +88,5 @@ func (o *deliveryOptions) apply(cfg *manager.Config) {
 		cfg.IDPHook = &delivery.IDPHook{Poster: &delivery.SignedPoster{URL: o.idpHookURL, SecretFile: o.idpHookSecretFile}}
 	}
 	cfg.DeliveryBackoff = o.deliveryBackoff
+	cfg.DeliveryLimits = o.limits
 }

@@ -17,10 +17,15 @@ type Invite struct {
 	Namespace string `json:"namespace"`
 	// Email is the invited person's address (empty for an open invitation).
 	Email string `json:"email,omitempty"`
-	// Inviter is who invited them; empty when the invitation hides it.
-	Inviter string `json:"inviter,omitempty"`
+	// Inviter is who invited them. It is always said: spec.hideInviter hides the inviter
+	// from the public landing page only, and a message that does not say who sent it would
+	// let anyone use the company's sender to send links in its name.
+	Inviter string `json:"inviter"`
 	// Grants describe the roles offered, one short sentence each ("edit in team-a").
 	Grants []string `json:"grants"`
+	// Replaces, for an invitation with upgrade: Replace, names where accepting removes the
+	// person's earlier rolecall grants ("namespace team-a", "the whole cluster").
+	Replaces []string `json:"replaces,omitempty"`
 	// URL is the landing page that accepts the invitation.
 	URL string `json:"url"`
 	// Code is the token to type on the home page, for Code tokens only.

@@ -68,6 +68,9 @@ func (m *Mail) Send(ctx context.Context, invite Invite) error {
 	if invite.Email == "" {
 		return Permanent(errors.New("the invitation has no email address to send to"))
 	}
+	if invite.Inviter == "" {
+		return Permanent(errors.New("the invitation names no inviter, and mail always says who invited"))
+	}
 	msg, err := m.message(invite)
 	if err != nil {
 		return Permanent(err)

@@ -56,6 +56,52 @@ var _ = Describe("Mail delivery through a real SMTP server (mailpit)", func() {
 		Expect(onlyMessage(ctx, server).HTML).NotTo(ContainSubstring("<img src=x"))
 	})
 
+	It("says plainly what accepting removes when the invitation replaces earlier grants", func(ctx SpecContext) {
+		server := startMailpit(ctx)
+		replacing := invite
+		replacing.Replaces = []string{"namespace team-a", "namespace team-a-prod"}
+		Expect(mailTo(server).Send(ctx, replacing)).To(Succeed())
+		msg := onlyMessage(ctx, server)
+		for _, part := range []string{msg.Text, msg.HTML} {
+			Expect(part).To(ContainSubstring("Accepting also removes the roles that earlier rolecall invitations gave you in:"))
+			Expect(part).To(ContainSubstring("namespace team-a-prod"))
+			Expect(part).To(ContainSubstring("This invitation replaces them."))
+		}
+
+		By("saying nothing of the kind for an invitation that only adds")
+		Expect(mailTo(server).Send(ctx, invite)).To(Succeed())
+		Eventually(func(g Gomega) {
+			list, err := server.Messages(ctx)
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(list).To(HaveLen(2))
+			added, err := server.Message(ctx, list[0].ID)
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(added.Text).NotTo(ContainSubstring("removes"))
+		}).Should(Succeed())
+	})
+
+	It("refuses, as a permanent failure, a template override that does not say who invited", func(ctx SpecContext) {
+		server := startMailpit(ctx)
+		dir := GinkgoT().TempDir()
+		Expect(os.WriteFile(filepath.Join(dir, "body.txt"), []byte("Your company invites you: {{.URL}}\n"), 0o600)).To(Succeed())
+		m := mailTo(server)
+		m.TemplatesDir = dir
+		err := m.Send(ctx, invite)
+		Expect(err).To(MatchError(ContainSubstring("body.txt does not name the inviter")))
+		Expect(delivery.IsPermanent(err)).To(BeTrue())
+
+		anonymous := invite
+		anonymous.Inviter = ""
+		err = mailTo(server).Send(ctx, anonymous)
+		Expect(err).To(MatchError(ContainSubstring("names no inviter")))
+		Expect(delivery.IsPermanent(err)).To(BeTrue())
+		Consistently(func(g Gomega) {
+			list, err := server.Messages(ctx)
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(list).To(BeEmpty())
+		}).WithTimeout(500 * time.Millisecond).Should(Succeed())
+	})
+
 	It("uses template overrides from a folder (a mounted ConfigMap), read for every message", func(ctx SpecContext) {
 		server := startMailpit(ctx)
 		dir := GinkgoT().TempDir()

@@ -3,6 +3,8 @@ package delivery
 import (
 	"bytes"
 	"embed"
+	"fmt"
+	"html"
 	htmltemplate "html/template"
 	"os"
 	"path/filepath"
@@ -17,7 +19,8 @@ var builtinTemplates embed.FS
 // Template files. Each may be overridden by a file of the same name in the templates
 // folder (a ConfigMap mounted there): subject.txt and body.txt are Go text templates,
 // body.html an html/template (values are escaped). All see the Invite's fields and
-// .Expires, the expiry in words.
+// .Expires, the expiry in words. The bodies must name the inviter (.Inviter), and should say
+// what accepting removes (.Replaces) as the built-in ones do.
 const (
 	subjectFile  = "subject.txt"
 	textBodyFile = "body.txt"
@@ -50,8 +53,23 @@ func render(dir string, invite Invite) (message, error) {
 	if m.text, err = renderText(dir, textBodyFile, data); err != nil {
 		return m, err
 	}
-	m.html, err = renderHTML(dir, data)
-	return m, err
+	if m.html, err = renderHTML(dir, data); err != nil {
+		return m, err
+	}
+	return m, namesInviter(m, invite.Inviter)
+}
+
+// namesInviter refuses a mail whose text or HTML does not name the inviter, as a template
+// override might forget to: mail that does not say who sent it is how the company's sender
+// gets used for phishing.
+func namesInviter(m message, inviter string) error {
+	if !strings.Contains(m.text, inviter) {
+		return fmt.Errorf("%s does not name the inviter (.Inviter): every invitation mail must", textBodyFile)
+	}
+	if !strings.Contains(html.UnescapeString(m.html), inviter) {
+		return fmt.Errorf("%s does not name the inviter (.Inviter): every invitation mail must", htmlBodyFile)
+	}
+	return nil
 }
 
 func renderText(dir, name string, data mailData) (string, error) {

@@ -29,10 +29,10 @@ var (
 	}, []string{"result"})
 
 	// Deliveries counts delivery attempts by channel (email, webhook) and result (sent,
-	// retrying, failed).
+	// retrying, failed), and deliveries the delivery limits hold back (throttled).
 	Deliveries = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "rolecall_deliveries_total",
-		Help: "Delivery attempts by channel (email, webhook) and result (sent, retrying, failed).",
+		Help: "Delivery attempts by channel (email, webhook) and result (sent, retrying, failed), and holds by the delivery limits (throttled).",
 	}, []string{"channel", "result"})
 
 	// PolicyDenials counts invitations refused by policy, by where: admission (creating or
