@@ -208,3 +208,38 @@ var _ = Describe("A policy's maxLifetime", func() {
 		}).Should(Succeed())
 	})
 })
+
+var _ = Describe("Delivery", func() {
+	It("never mails a link someone wrote: not through status naming a planted Secret, not through an edited one", func(ctx SpecContext) {
+		ns := newNamespace(ctx)
+		address := "victim@" + ns + ".example.com"
+		inv := newInvitation(ns, "mailed", byEmail(address))
+		Expect(k8sClient.Create(ctx, inv)).To(Succeed())
+		delivered(ctx, inv, invitesv1alpha1.InvitationDeliveredReason)
+
+		mallory := namespaceAdmin(ctx, ns, "mallory")
+		current := getInvitation(ctx, Default, inv)
+		Expect(mallory.Create(ctx, &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{
+				Namespace: ns, Name: "phish",
+				Labels:      map[string]string{invitesv1alpha1.TokenLabel: invitesv1alpha1.TokenLabelIssued},
+				Annotations: map[string]string{invitesv1alpha1.TokenIDAnnotation: current.Status.TokenID},
+			},
+			StringData: map[string]string{"token": "phishing.abcdefghijklmnopqrstuvwxyz234567", "url": "https://evil.test/i/phishing"},
+		})).To(Succeed())
+		Eventually(func() error {
+			latest := getInvitation(ctx, Default, inv)
+			latest.Status.TokenSecretRef = &invitesv1alpha1.ObjectReference{Name: "phish"}
+			latest.Status.DeliveredAt = nil
+			meta.RemoveStatusCondition(&latest.Status.Conditions, invitesv1alpha1.InvitationDeliveredCondition)
+			return k8sClient.Status().Update(ctx, latest)
+		}).Should(Succeed())
+		Expect(mallory.Patch(ctx, tokenSecretOf(ctx, current), mergePatch(`{"stringData":{"url":"https://evil.test/i/edited"}}`))).To(Succeed())
+
+		Consistently(func(g Gomega) {
+			for _, m := range mailsTo(ctx, g, address) {
+				g.Expect(m.Text + m.HTML).NotTo(ContainSubstring("evil.test"))
+			}
+		}).WithTimeout(3 * time.Second).Should(Succeed())
+	})
+})

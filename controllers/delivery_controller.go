@@ -23,6 +23,8 @@ import (
 	"github.com/rolecall/rolecall/internal/bindings"
 	"github.com/rolecall/rolecall/internal/delivery"
 	"github.com/rolecall/rolecall/internal/metrics"
+	"github.com/rolecall/rolecall/internal/seal"
+	"github.com/rolecall/rolecall/internal/token"
 )
 
 // DeliveryReconciler sends each token once, by the channel spec.delivery asks for, and
@@ -50,6 +52,12 @@ type DeliveryReconciler struct {
 	MaxAttempts int32
 	// Backoff is the wait after the first failure; it doubles with each failure after that.
 	Backoff time.Duration
+	// Sealer tells a token rolecall issued from one someone wrote into status or a Secret:
+	// only a sealed token, read from the Secret rolecall owns, is ever sent.
+	Sealer *seal.Sealer
+	// PublicURL is the redemption server's external base URL; links are built from it,
+	// never read from a Secret that someone else may have written.
+	PublicURL string
 	// Limits bound deliveries per invitation and per recipient; zero means
 	// delivery.DefaultLimits.
 	Limits delivery.Limits
@@ -157,23 +165,30 @@ func attemptKey(inv *invitesv1alpha1.Invitation) string {
 }
 
 // invite reads the current token from its Secret. ready is false while the Secret lags
-// behind status (status is written first; see tokenPlan).
+// behind status (status is written first; see tokenPlan), and for anything rolecall did
+// not issue: the Secret is the one rolecall owns under its own name (never a name status
+// gives), its token must be the sealed one, and the link is built here, so neither a
+// status edit nor a Secret edit can make rolecall mail a token or link of someone else's.
 func (r *DeliveryReconciler) invite(ctx context.Context, inv *invitesv1alpha1.Invitation) (delivery.Invite, bool, error) {
+	if !r.Sealer.TokenSealed(inv) {
+		return delivery.Invite{}, false, nil
+	}
 	secret := &corev1.Secret{}
-	key := types.NamespacedName{Namespace: inv.Namespace, Name: inv.Status.TokenSecretRef.Name}
+	key := types.NamespacedName{Namespace: inv.Namespace, Name: tokenSecretName(inv)}
 	if err := r.Get(ctx, key, secret); err != nil {
 		return delivery.Invite{}, false, client.IgnoreNotFound(err)
 	}
-	if secret.Annotations[tokenIDAnnotation] != inv.Status.TokenID {
+	value := string(secret.Data[invitesv1alpha1.TokenSecretKey])
+	if !metav1.IsControlledBy(secret, inv) || r.Sealer.TokenHash(value) != inv.Status.TokenHash {
 		return delivery.Invite{}, false, nil
 	}
 	invite := delivery.Invite{
 		Name: inv.Name, Namespace: inv.Namespace, Email: inv.Spec.Email,
-		Grants: describeGrants(inv), URL: string(secret.Data[invitesv1alpha1.URLSecretKey]),
+		Grants: describeGrants(inv), URL: token.URL(r.PublicURL, value),
 		ExpiresAt: inv.Status.ExpiresAt.Time,
 	}
 	if inv.Spec.TokenType == invitesv1alpha1.TokenTypeCode {
-		invite.Code = string(secret.Data[invitesv1alpha1.TokenSecretKey])
+		invite.Code = value
 	}
 	// Named even when spec.hideInviter hides the inviter from the landing page: a message
 	// that does not say who sent it is the company's sender lent to anyone (see delivery.Invite).

@@ -237,7 +237,8 @@ func addControllers(mgr ctrl.Manager, cfg Config, authorizer *policy.Authorizer,
 	}
 	deliveries := &controllers.DeliveryReconciler{
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("rolecall"),
-		Clock: cfg.Clock, Mail: cfg.Mail, Webhook: cfg.Webhook, Backoff: cfg.DeliveryBackoff, Limits: cfg.DeliveryLimits,
+		Clock: cfg.Clock, Mail: cfg.Mail, Webhook: cfg.Webhook, Backoff: cfg.DeliveryBackoff,
+		Sealer: sealer, PublicURL: cfg.PublicURL, Limits: cfg.DeliveryLimits,
 	}
 	if err := deliveries.SetupWithManager(mgr); err != nil {
 		return err
