@@ -9,8 +9,14 @@ import (
 	invitesv1alpha1 "github.com/rolecall/rolecall/api/v1alpha1"
 )
 
-// resendPath names the resend annotation in messages.
-const resendPath = "metadata.annotations[" + invitesv1alpha1.ResendAnnotation + "]"
+// The fields whose change ValidateUpdate treats specially, as widenings names them.
+const (
+	// resendPath names the resend annotation.
+	resendPath         = "metadata.annotations[" + invitesv1alpha1.ResendAnnotation + "]"
+	tokenTypePath      = "spec.tokenType"
+	customTokenRefPath = "spec.customTokenSecretRef"
+	expiresAfterPath   = "spec.expiresAfter"
+)
 
 // widenings lists the fields whose change offers more than before, to someone else, or for
 // longer: each needs the requester to be allowed to offer the invitation as it will be.
@@ -27,10 +33,10 @@ func widenings(oldInv, inv *invitesv1alpha1.Invitation, defaultExpiresAfter time
 	add(!equality.Semantic.DeepEqual(o.Grants, n.Grants), "spec.grants")
 	add(o.Email != "" && n.Email != o.Email, "spec.email")
 	add(n.MaxUses > o.MaxUses, "spec.maxUses")
-	add(effective(n.ExpiresAfter, defaultExpiresAfter) > effective(o.ExpiresAfter, defaultExpiresAfter), "spec.expiresAfter")
+	add(effective(n.ExpiresAfter, defaultExpiresAfter) > effective(o.ExpiresAfter, defaultExpiresAfter), expiresAfterPath)
 	add(longerGrants(o.GrantDuration, n.GrantDuration), "spec.grantDuration")
-	add(o.TokenType != n.TokenType, "spec.tokenType")
-	add(!equality.Semantic.DeepEqual(o.CustomTokenSecretRef, n.CustomTokenSecretRef), "spec.customTokenSecretRef")
+	add(o.TokenType != n.TokenType, tokenTypePath)
+	add(!equality.Semantic.DeepEqual(o.CustomTokenSecretRef, n.CustomTokenSecretRef), customTokenRefPath)
 	add(n.Upgrade == invitesv1alpha1.UpgradeReplace && o.Upgrade != invitesv1alpha1.UpgradeReplace, "spec.upgrade")
 	add(turnedOn(deliversBy(o.Delivery, true), deliversBy(n.Delivery, true)) ||
 		turnedOn(deliversBy(o.Delivery, false), deliversBy(n.Delivery, false)), "spec.delivery")

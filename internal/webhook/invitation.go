@@ -153,7 +153,7 @@ func (w *InvitationWebhook) ValidateUpdate(ctx context.Context, oldInv, inv *inv
 		return nil, err
 	}
 	logf.FromContext(ctx).V(1).Info("re-authorizing an update that widens the invitation", "fields", changed, "requester", requester.Username)
-	if slices.Contains(changed, "spec.customTokenSecretRef") || slices.Contains(changed, "spec.tokenType") || slices.Contains(changed, resendPath) {
+	if newTokenSource(changed) {
 		if err := w.checkCustomToken(ctx, inv, requester); err != nil {
 			return nil, err
 		}
@@ -176,16 +176,21 @@ func tokenIssuedAt(inv *invitesv1alpha1.Invitation, changed []string) time.Time 
 	// Whole seconds, as the controller records issuedAt.
 	now := time.Now().Truncate(time.Second)
 	switch {
-	case slices.Contains(changed, resendPath) || slices.Contains(changed, "spec.tokenType") ||
-		slices.Contains(changed, "spec.customTokenSecretRef"):
+	case newTokenSource(changed):
 		return now
-	case slices.Contains(changed, "spec.expiresAfter"):
+	case slices.Contains(changed, expiresAfterPath):
 		if issued := inv.Status.IssuedAt; issued != nil {
 			return issued.Time
 		}
 		return now
 	}
 	return time.Time{}
+}
+
+// newTokenSource says whether the update makes rolecall issue or read a token anew: a
+// resend, another token type, another Custom token Secret.
+func newTokenSource(changed []string) bool {
+	return slices.Contains(changed, resendPath) || slices.Contains(changed, tokenTypePath) || slices.Contains(changed, customTokenRefPath)
 }
 
 // ValidateDelete allows every deletion: removing an invitation grants nothing.
