@@ -148,6 +148,18 @@ var _ = Describe("The sizes the cost estimate assumes", func() {
 		expectSchemaBounds(spec["properties"].(map[string]any)["inviter"].(map[string]any), []string{policy.InviterVariable})
 	})
 
+	It("allow as many grant namespaces as grants, each a Namespace", func() {
+		grants, _, _ := policy.Bound(policy.InvitationVariable, "spec", "grants")
+		namespaces, _, known := policy.Bound(policy.NamespacesVariable)
+		Expect(known).To(BeTrue())
+		Expect(namespaces).To(Equal(grants), "each grant lands in at most one namespace")
+		name, _, _ := policy.Bound(policy.NamespacesVariable, "@items", "metadata", "name")
+		Expect(name).To(BeEquivalentTo(63))
+		annotations, _, _ := policy.Bound(policy.NamespacesVariable, "@items", "metadata", "annotations")
+		objectAnnotations, _, _ := policy.Bound(policy.NamespaceVariable, "metadata", "annotations")
+		Expect(annotations).To(Equal(objectAnnotations))
+	})
+
 	It("cover every value a rule can read", func() {
 		inv := &invitesv1alpha1.Invitation{}
 		fill(reflect.ValueOf(&inv.Spec).Elem())

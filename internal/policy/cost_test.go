@@ -75,6 +75,8 @@ var _ = Describe("Bounding what a rule may cost", func() {
 		Entry("a regular expression read from an annotation", "inviter.username.matches("+annotation+")", overBudget),
 		Entry("a search in keys whose length nothing declares", "inviter.extra.exists(k, k.contains('x'))", overBudget),
 		Entry("a loop over every label of a namespace", "namespaceObject.metadata.labels.exists(k, k.startsWith('team-'))", overBudget),
+		Entry("an annotation of every grant's namespace joined", "namespaces.map(ns, ns.metadata.annotations['a']).join() != ''", overBudget),
+		Entry("a loop over every label of every grant's namespace", "namespaces.all(ns, ns.metadata.labels.exists(k, k.startsWith('team-')))", overBudget),
 		Entry("a loop over the characters of an annotation", annotation+".split('').all(c, c != 'x')", overBudget),
 		Entry("a search in a string whose source the estimate loses",
 			"invitation.spec.?inviter.orValue({}).username.contains('x')", ContainSubstring("by factor of more than 100x")),
@@ -93,8 +95,11 @@ var _ = Describe("Bounding what a rule may cost", func() {
 			Expect(compileSecondRule(expression)).To(BeEmpty())
 		},
 		Entry("the team-leads sample", "invitation.spec.maxUses <= 5 || 'platform' in inviter.groups"),
-		Entry("the onboarding-bot sample", "has(namespaceObject.metadata.annotations) && "+
+		Entry("the earlier onboarding-bot sample", "has(namespaceObject.metadata.annotations) && "+
 			"namespaceObject.metadata.annotations[?'invites.rolecall.dev/workshops'].orValue('') == 'allowed'"),
+		Entry("the onboarding-bot sample", "namespaces.all(ns, ns.metadata.name == namespaceObject.metadata.name)"),
+		Entry("every grant's namespace opted in", "namespaces.all(ns, ns.metadata.annotations[?'invites.rolecall.dev/workshops'].orValue('') == 'allowed')"),
+		Entry("grants in at most two namespaces", "size(namespaces) <= 2"),
 		Entry("a company email", "invitation.spec.email.endsWith('@example.com')"),
 		Entry("an optional email", "invitation.spec.?email.orValue('').contains('+')"),
 		Entry("people, not robots", "'platform' in inviter.groups && !inviter.username.startsWith('system:')"),
