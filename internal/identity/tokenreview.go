@@ -136,3 +136,14 @@ func (t *TokenReview) review(ctx context.Context, credential string) (reviewAnsw
 	}
 	return reviewAnswer{user: User{Username: u.Username, UID: u.UID, Groups: u.Groups, Extra: extra}}, nil
 }
+
+// TokenReviews asks the API server about a credential the way the redemption server should:
+// with an audience, a token minted for that audience alone (worthless to the API server
+// itself, and so to anyone it leaks to) is accepted first; a token for the API server's own
+// audiences is accepted either way.
+func TokenReviews(c client.Writer, audience string) Chain {
+	if audience == "" {
+		return Chain{&TokenReview{Client: c}}
+	}
+	return Chain{&TokenReview{Client: c, Audiences: []string{audience}}, &TokenReview{Client: c}}
+}

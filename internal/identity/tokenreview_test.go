@@ -96,15 +96,14 @@ var _ = Describe("Bearer tokens the API server accepts", Ordered, func() {
 		})
 
 		It("are accepted beside ordinary tokens by a chain of both reviews", func(ctx SpecContext) {
-			chain := identity.Chain{
-				&identity.TokenReview{Client: k8sClient, Audiences: []string{"rolecall"}},
-				&identity.TokenReview{Client: k8sClient},
-			}
+			chain := identity.TokenReviews(k8sClient, "rolecall")
 			for _, credential := range []string{rolecallToken, saToken} {
 				u, err := chain.Authenticate(ctx, credential)
 				Expect(err).NotTo(HaveOccurred())
 				Expect(u.Username).To(Equal("system:serviceaccount:default:ci-bot"))
 			}
+			_, err := identity.TokenReviews(k8sClient, "").Authenticate(ctx, rolecallToken)
+			Expect(err).To(MatchError(identity.ErrUnauthenticated), "without an audience, only the API server's tokens")
 		})
 	})
 
