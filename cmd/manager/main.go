@@ -315,11 +315,7 @@ func authenticator(ctx context.Context, mgr ctrl.Manager, opts options) (identit
 		}
 		chain = append(chain, jwt)
 	}
-	if opts.tokenAudience != "" {
-		// Tokens meant for rolecall alone first: they are worthless anywhere else.
-		chain = append(chain, &identity.TokenReview{Client: direct, Audiences: []string{opts.tokenAudience}})
-	}
-	return append(chain, &identity.TokenReview{Client: direct}), jwtConfig, nil
+	return append(chain, identity.TokenReviews(direct, opts.tokenAudience)...), jwtConfig, nil
 }
 
 func durationPtr(d time.Duration) *time.Duration { return &d }
