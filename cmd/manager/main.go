@@ -27,6 +27,7 @@ import (
 	"github.com/rolecall/rolecall/internal/certs"
 	"github.com/rolecall/rolecall/internal/identity"
 	"github.com/rolecall/rolecall/internal/manager"
+	"github.com/rolecall/rolecall/internal/seal"
 )
 
 type options struct {
@@ -34,6 +35,7 @@ type options struct {
 	probeAddr           string
 	leaderElect         bool
 	namespace           string
+	sealKeySecret       string
 	publicURL           string
 	defaultExpiresAfter time.Duration
 	allowRBACDelegation bool
@@ -112,6 +114,7 @@ func (o *options) bind(fs *flag.FlagSet) {
 	fs.StringVar(&o.webhookCertManagement, "webhook-cert-management", "self", `"self": the manager issues and renews its webhook certificate and patches the CA into its webhook configurations; "external": the files in --webhook-cert-dir come from elsewhere (cert-manager).`)
 	fs.StringVar(&o.webhookService, "webhook-service", "rolecall-webhook-service", "Name of the Service in front of the webhook server (the certificate's DNS names derive from it).")
 	fs.StringVar(&o.webhookSecret, "webhook-cert-secret", "rolecall-webhook-tls", "Secret in --namespace holding the self-managed webhook certificate.")
+	fs.StringVar(&o.sealKeySecret, "seal-key-secret", "rolecall-seal-key", "Secret in --namespace holding the key that seals what rolecall records (token hashes, claims, bindings); created if missing, shared by all replicas.")
 	fs.StringVar(&o.webhookClientCAFile, "webhook-client-ca-file", "", "CA (PEM) that signed the client certificate kube-apiserver presents to admission webhooks (its AdmissionConfiguration): the webhook server then refuses every connection without a certificate it signed. Empty: any client may connect (fence the port with config/networkpolicy).")
 	fs.Func("webhook-client-names", "Comma-separated names, one of which the API server's client certificate must carry as its CommonName or a DNS name (with --webhook-client-ca-file; default: any certificate the CA signed).", func(v string) error {
 		for _, name := range strings.Split(v, ",") {
@@ -211,7 +214,12 @@ func run(ctx context.Context, opts options) error {
 	if err != nil {
 		return err
 	}
+	sealKey, err := loadSealKey(ctx, mgr, opts)
+	if err != nil {
+		return err
+	}
 	cfg := manager.Config{
+		SealKey:   sealKey,
 		PublicURL: opts.publicURL, DefaultExpiresAfter: opts.defaultExpiresAfter, AllowRBACDelegation: opts.allowRBACDelegation,
 		Authenticator: authn, RedeemBindAddress: opts.redeemAddr, AllowedRedirectOrigins: opts.allowedRedirectOrigins,
 		SignIn: signIn, InvitationWorkers: opts.invitationWorkers, TrustedProxies: opts.trustedProxies,
@@ -229,6 +237,16 @@ func run(ctx context.Context, opts options) error {
 	}
 	ctrl.Log.WithName("setup").Info("starting manager", "publicURL", opts.publicURL, "rbacDelegation", opts.allowRBACDelegation)
 	return mgr.Start(ctx)
+}
+
+// loadSealKey reads (or, on a cluster's first start, creates) the key every replica seals
+// with. It is read before the cache starts, so with a direct client.
+func loadSealKey(ctx context.Context, mgr ctrl.Manager, opts options) ([]byte, error) {
+	direct, err := client.New(mgr.GetConfig(), client.Options{Scheme: mgr.GetScheme()})
+	if err != nil {
+		return nil, err
+	}
+	return seal.LoadKey(ctx, direct, client.ObjectKey{Namespace: opts.namespace, Name: opts.sealKeySecret}, "seal-key")
 }
 
 // newWebhookServer serves admission webhooks, to the API server alone when
