@@ -135,7 +135,7 @@ var _ = Describe("RequireClientCertificate", func() {
 	get := func(names []string, issuer *testenv.ClientCA, cn string) error {
 		requireClient, err := certs.RequireClientCertificate(caFile, names)
 		Expect(err).NotTo(HaveOccurred())
-		server := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {}))
+		server := httptest.NewUnstartedServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
 		server.TLS = &tls.Config{MinVersion: tls.VersionTLS12}
 		requireClient(server.TLS)
 		server.StartTLS()
@@ -147,7 +147,7 @@ var _ = Describe("RequireClientCertificate", func() {
 			Expect(err).NotTo(HaveOccurred())
 			transport.TLSClientConfig.Certificates = []tls.Certificate{cert}
 		}
-		resp, err := httpClient.Get(server.URL) //nolint:noctx // a local test server
+		resp, err := httpClient.Get(server.URL)
 		if err == nil {
 			_ = resp.Body.Close()
 		}
