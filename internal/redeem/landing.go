@@ -108,23 +108,15 @@ var (
 // refusal budget. Nobody is authenticated yet, so no user is charged.
 func (s *Server) findForBrowser(w http.ResponseWriter, r *http.Request) (*invitesv1alpha1.Invitation, *Error) {
 	client := s.clientOf(r)
-	if refusal := s.admitClient(w, client); refusal != nil {
-		return nil, refusal
-	}
 	submitted := r.PathValue("token")
-	id := parseID(submitted)
-	if wait := s.limits().idLocked(client, id); wait > 0 {
-		retryAfter(w, wait)
-		return nil, errLocked
-	}
-	inv, refusal, err := s.lookup(r.Context(), submitted)
+	inv, refusal, err := s.tryToken(r.Context(), w, client, submitted, parseID(submitted))
 	if err != nil {
 		return nil, s.failure(err)
 	}
 	if refusal == nil {
 		refusal = usable(inv, s.Clock.Now())
 	}
-	s.account(client, "", id, refusal)
+	s.account(client, "", refusal)
 	return inv, refusal
 }
 

@@ -1,6 +1,8 @@
 package redeem
 
 import (
+	"context"
+	"hash/fnv"
 	"net"
 	"net/http"
 	"net/netip"
@@ -11,6 +13,8 @@ import (
 	"golang.org/x/time/rate"
 	utilcache "k8s.io/apimachinery/pkg/util/cache"
 	"k8s.io/utils/clock"
+
+	invitesv1alpha1 "github.com/rolecall/rolecall/api/v1alpha1"
 )
 
 // Limits make guessing expensive and honest use free.
@@ -77,6 +81,8 @@ type limiter struct {
 	failures, refusals, users *utilcache.LRUExpireCache
 	// ids are ID-wide failure buckets; pairs count one client's failures on one ID.
 	ids, pairs *utilcache.LRUExpireCache
+	// guesses serialize each client's token checks (see tryToken).
+	guesses [256]sync.Mutex
 }
 
 // pairKey is one client guessing at one token ID.
@@ -206,6 +212,40 @@ func (l *limiter) idFailed(client, id string) {
 		s.lockedUntil, s.failures, s.windowStart = now.Add(l.limits.LockFor), 0, now
 	}
 	l.pairs.Add(key, s, l.limits.LockWindow+l.limits.LockFor)
+}
+
+// tryToken looks a submitted token up for a client, within the client's limits: refused
+// while its budgets are spent or it is locked out of the token's ID, and a wrong token is
+// charged to it at once. The check, the lookup and the charge happen under the client's
+// lock, so a client that sends many guesses at the same moment cannot have them all checked
+// against a budget none of them has spent yet. The lookup reads the cache only, so holding
+// the lock costs little; people behind one address simply take turns for it.
+func (s *Server) tryToken(ctx context.Context, w http.ResponseWriter, client, submitted, id string) (*invitesv1alpha1.Invitation, *Error, error) {
+	unlock := s.limits().lockClient(client)
+	defer unlock()
+	if refusal := s.admitClient(w, client); refusal != nil {
+		return nil, refusal, nil
+	}
+	if wait := s.limits().idLocked(client, id); wait > 0 {
+		retryAfter(w, wait)
+		return nil, errLocked, nil
+	}
+	inv, refusal, err := s.lookup(ctx, submitted)
+	if refusal == errUnknownToken {
+		s.limits().clientFailed(client)
+		s.limits().idFailed(client, id)
+	}
+	return inv, refusal, err
+}
+
+// lockClient serializes one client's token checks. Clients share 256 locks by a hash of
+// their address: memory stays fixed, and two clients rarely wait for each other.
+func (l *limiter) lockClient(client string) func() {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(client))
+	m := &l.guesses[h.Sum32()%uint32(len(l.guesses))]
+	m.Lock()
+	return m.Unlock
 }
 
 // clientOf is the network a client's attempts are counted against: its IPv4 address, or

@@ -180,6 +180,41 @@ var _ = Describe("Rate limits", func() {
 		})
 	})
 
+	It("count every guess of a client that sends many at the same moment", func(ctx SpecContext) {
+		// A credential the API server must vouch for: every request waits for that one
+		// review, then all of them look their token up at once.
+		r := limited(redeem.DefaultLimits, func(s *redeem.Server) {
+			s.Authenticator = identity.TokenReviews(k8sClient, "")
+		})
+		guesser := from("127.0.0.88")
+		credential := serviceAccountToken(ctx, ns, "hasty-guesser")
+		var found, refused atomic.Int32
+		var wg sync.WaitGroup
+		for i := range 100 {
+			wg.Go(func() {
+				defer GinkgoRecover()
+				// Unknown IDs, each its own: only the client's own budget can stop them.
+				tok := fmt.Sprintf("%08d", i) + "." + strings.Repeat("a", 32)
+				tok = strings.NewReplacer("0", "a", "1", "b", "2", "c", "3", "d", "4", "e", "5", "f", "6", "g", "7", "h", "8", "i", "9", "j").Replace(tok)
+				var status int
+				if i%2 == 0 {
+					status = openFrom(ctx, guesser, r, tok)
+				} else {
+					status = redeemFrom(ctx, guesser, r, credential, tok).status
+				}
+				switch status {
+				case http.StatusNotFound:
+					found.Add(1)
+				case http.StatusTooManyRequests:
+					refused.Add(1)
+				}
+			})
+		}
+		wg.Wait()
+		Expect(found.Load()).To(BeEquivalentTo(redeem.DefaultLimits.ClientBurst), "every guess beyond the budget was refused, however concurrent")
+		Expect(refused.Load()).To(BeEquivalentTo(100 - redeem.DefaultLimits.ClientBurst))
+	})
+
 	It("never refuse a crowd redeeming one code at the same moment", func(ctx SpecContext) {
 		r := limited(redeem.DefaultLimits)
 		_, tok := issue(ctx, ns, func(s *invitesv1alpha1.InvitationSpec) {

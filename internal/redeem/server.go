@@ -143,7 +143,7 @@ func (s *Server) handleRedemption(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	result, refusal, user, tokenID := s.serve(w, r, client)
-	s.account(client, user, tokenID, refusal)
+	s.account(client, user, refusal)
 	status := http.StatusOK
 	var body any = result
 	switch {
@@ -195,21 +195,17 @@ func (s *Server) admitUser(w http.ResponseWriter, user string) *Error {
 	return nil
 }
 
-// account charges a refusal to the client and the user (once known): attempts that look
-// like guessing spend the client's failure budget, and a wrong secret counts against the
-// client's standing with the token ID it named. Every refusal spends the refusal budgets
-// except those that are the server's fault (5xx) and rate limiting itself, so a client
-// that waits as Retry-After says is let in.
-func (s *Server) account(client, user, tokenID string, refusal *Error) {
+// account charges a refusal to the client and the user (once known): malformed requests
+// and bad credentials spend the client's failure budget (a wrong token was charged when it
+// was looked up, by tryToken). Every refusal spends the refusal budgets except those that
+// are the server's fault (5xx) and rate limiting itself, so a client that waits as
+// Retry-After says is let in.
+func (s *Server) account(client, user string, refusal *Error) {
 	if refusal == nil {
 		return
 	}
-	switch refusal {
-	case errMalformed, errUnauthenticated:
+	if refusal == errMalformed || refusal == errUnauthenticated {
 		s.limits().clientFailed(client)
-	case errUnknownToken:
-		s.limits().clientFailed(client)
-		s.limits().idFailed(client, tokenID)
 	}
 	if refusal.Status >= 400 && refusal.Status < 500 && refusal.Status != http.StatusTooManyRequests {
 		s.limits().refused(client, user)
@@ -263,6 +259,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, client string) (R
 	}
 	if refusal := s.admitUser(w, user.Username); refusal != nil {
 		return Result{}, refusal, user.Username, parsed.ID
+	}
+	if _, refusal, err := s.tryToken(ctx, w, client, req.Token, parsed.ID); refusal != nil || err != nil {
+		return Result{}, orFailure(refusal, err, s), user.Username, parsed.ID
 	}
 	result, refusal := s.Redeem(ctx, req.Token, user)
 	return result, refusal, user.Username, parsed.ID
