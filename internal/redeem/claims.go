@@ -42,7 +42,10 @@ type invitationEntry struct {
 
 // group is the claims one write carries.
 type group struct {
-	users   []string
+	users []string
+	// tokens[i] is the keyed hash of the token users[i] presented: a claim is made only
+	// while that token is still the invitation's current, sealed one.
+	tokens  []string
 	results []claimResult // results[i] answers users[i]
 	done    chan struct{}
 }
@@ -56,7 +59,7 @@ type claimResult struct {
 
 // join adds the user to the invitation's forming group and says where their answer will
 // be; the first to join leads the group.
-func (k *invitations) join(key types.NamespacedName, user string) (*invitationEntry, *group, int) {
+func (k *invitations) join(key types.NamespacedName, user, tokenHash string) (*invitationEntry, *group, int) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	e := k.enter(key)
@@ -64,6 +67,7 @@ func (k *invitations) join(key types.NamespacedName, user string) (*invitationEn
 		e.forming = &group{done: make(chan struct{})}
 	}
 	e.forming.users = append(e.forming.users, user)
+	e.forming.tokens = append(e.forming.tokens, tokenHash)
 	return e, e.forming, len(e.forming.users) - 1
 }
 
@@ -114,7 +118,7 @@ func (k *invitations) leave(key types.NamespacedName, e *invitationEntry) {
 // claiming it on this replica at the same moment.
 func (s *Server) claim(ctx context.Context, known *invitesv1alpha1.Invitation, user string, now time.Time) (*invitesv1alpha1.Invitation, outcome, *Error, error) {
 	key := client.ObjectKeyFromObject(known)
-	e, g, place := s.invitations.join(key, user)
+	e, g, place := s.invitations.join(key, user, known.Status.TokenHash)
 	defer s.invitations.leave(key, e)
 	if place == 0 {
 		e.commit.Lock()
@@ -151,7 +155,7 @@ func (s *Server) commitGroup(ctx context.Context, e *invitationEntry, known *inv
 				return
 			}
 		}
-		results, claimedAny, decided := s.decide(ctx, inv, g.users, now, latest)
+		results, claimedAny, decided := s.decide(ctx, inv, g, now, latest)
 		if !decided {
 			continue
 		}
@@ -181,10 +185,21 @@ func (s *Server) commitGroup(ctx context.Context, e *invitationEntry, known *inv
 
 // decide works out, on inv, what each person gets, and records the new claims in inv's
 // status. decided is false when a refusal would rest on a version that may be stale.
-func (s *Server) decide(ctx context.Context, inv *invitesv1alpha1.Invitation, users []string, now time.Time, latest bool) ([]claimResult, bool, bool) {
-	results := make([]claimResult, len(users))
+func (s *Server) decide(ctx context.Context, inv *invitesv1alpha1.Invitation, g *group, now time.Time, latest bool) ([]claimResult, bool, bool) {
+	results := make([]claimResult, len(g.users))
 	var claims []string
-	for i, user := range users {
+	// Status may have changed since the token was looked up: rotated, or edited by someone
+	// who may write it. A claim is made only on a version whose token is the one presented
+	// and whose seal verifies, never on facts rolecall did not seal.
+	sealed := s.Sealer.TokenSealed(inv)
+	for i, user := range g.users {
+		if !sealed || inv.Status.TokenHash != g.tokens[i] {
+			if !latest {
+				return nil, false, false
+			}
+			results[i] = claimResult{inv: inv, outcome: refused, refusal: errUnknownToken}
+			continue
+		}
 		if slices.Contains(claims, user) {
 			// The same person twice in one group: the second request finds the use the
 			// first one claims, whose bindings are not made yet, as it would one write later.

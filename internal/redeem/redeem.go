@@ -127,8 +127,9 @@ func (s *Server) bind(ctx context.Context, inv *invitesv1alpha1.Invitation, user
 			s.Log.Error(err, "removing earlier grants for upgrade: Replace", "invitation", key.String())
 		}
 	}
-	// The bindings exist: the redemption is complete. Its pending entry is cleared by
-	// the controller's next status write (or the next claim), not by a third write here.
+	// The bindings exist: the redemption is complete. Its pending entry is cleared a moment
+	// later, with those of everyone else who finished meanwhile (see finish).
+	s.finish(key, username, claimedAt)
 	s.Recorder.Eventf(inv, nil, corev1.EventTypeNormal, "Redeemed", "Redeem", "redeemed by %s", username)
 	return nil
 }

@@ -63,6 +63,7 @@ type Server struct {
 	AfterClaim func() error
 
 	invitations invitations
+	finished    finished
 	limiterOnce sync.Once
 	limiter     *limiter
 }
