@@ -182,10 +182,6 @@ func generate(tokenType invitesv1alpha1.TokenType) (token.Token, error) {
 	return token.NewLink()
 }
 
-func resendRequested(inv *invitesv1alpha1.Invitation) bool {
-	return inv.Annotations[invitesv1alpha1.ResendAnnotation] != inv.Status.ObservedResend
-}
-
 // recordIssued notes a new token in status: its public ID, its keyed hash and when it was
 // issued. Delivery starts over: the new token has not been sent to anyone yet. The seal is
 // added once the expiry that follows from issuedAt is known (see sealToken).

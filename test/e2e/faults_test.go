@@ -72,7 +72,7 @@ var _ = Describe("The manager binary under faults", Ordered, func() {
 					statuses[i], _ = redeemAt(ctx, m.redeemURL, p.credential, tok)
 				}
 				return statuses[i]
-			}).WithTimeout(2*time.Minute).WithPolling(time.Second).ShouldNot(Satisfy(unanswered))
+			}).WithTimeout(2 * time.Minute).WithPolling(time.Second).ShouldNot(Satisfy(unanswered))
 		}
 		Eventually(func() []invitesv1alpha1.PendingRedemption {
 			return c.latest(ctx, inv).Status.PendingRedemptions
@@ -152,7 +152,7 @@ var _ = Describe("The manager binary under faults", Ordered, func() {
 		for i, p := range people {
 			if statuses[i] == http.StatusServiceUnavailable {
 				Eventually(func() int { statuses[i], _ = redeemAt(ctx, m.redeemURL, p.credential, tok); return statuses[i] }).
-					WithTimeout(2*time.Minute).WithPolling(time.Second).ShouldNot(Satisfy(unanswered))
+					WithTimeout(2 * time.Minute).WithPolling(time.Second).ShouldNot(Satisfy(unanswered))
 			}
 		}
 		Eventually(func() []invitesv1alpha1.PendingRedemption {
