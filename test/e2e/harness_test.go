@@ -23,15 +23,18 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/rolecall/rolecall/internal/manager"
+	"github.com/rolecall/rolecall/internal/testenv"
 )
 
 // cluster is a real control plane with rolecall's CRDs and webhook configurations, an
 // administrator, and the namespace the manager lives in.
 type cluster struct {
-	env        *envtest.Environment
-	admin      client.Client
-	clientset  *kubernetes.Clientset
-	kubeconfig []byte
+	env *envtest.Environment
+	// webhookClient is the certificate kube-apiserver presents to the webhook server.
+	webhookClient *testenv.WebhookClient
+	admin         client.Client
+	clientset     *kubernetes.Clientset
+	kubeconfig    []byte
 }
 
 func startCluster(ctx context.Context) *cluster {
@@ -39,15 +42,24 @@ func startCluster(ctx context.Context) *cluster {
 	env := &envtest.Environment{
 		CRDDirectoryPaths:     []string{filepath.Join("..", "..", "config", "crd", "bases")},
 		ErrorIfCRDPathMissing: true,
-		WebhookInstallOptions: envtest.WebhookInstallOptions{Paths: []string{filepath.Join("..", "..", "config", "webhook")}},
+		WebhookInstallOptions: envtest.WebhookInstallOptions{
+			Paths:            []string{filepath.Join("..", "..", "config", "webhook")},
+			LocalServingHost: "127.0.0.1", LocalServingPort: freePort(),
+		},
 	}
-	_, err := env.Start()
+	// As in production, the webhook server answers only the API server's client certificate.
+	certDir, err := os.MkdirTemp("", "rolecall-e2e-webhook-client-")
+	Expect(err).NotTo(HaveOccurred())
+	DeferCleanup(os.RemoveAll, certDir)
+	webhookClient, err := testenv.PresentWebhookClientCert(env, certDir)
+	Expect(err).NotTo(HaveOccurred())
+	_, err = env.Start()
 	Expect(err).NotTo(HaveOccurred())
 	DeferCleanup(env.Stop)
 
 	user, err := env.AddUser(envtest.User{Name: "e2e-admin", Groups: []string{"system:masters"}}, nil)
 	Expect(err).NotTo(HaveOccurred())
-	c := &cluster{env: env}
+	c := &cluster{env: env, webhookClient: webhookClient}
 	c.admin, err = client.New(user.Config(), client.Options{Scheme: manager.NewScheme()})
 	Expect(err).NotTo(HaveOccurred())
 	c.clientset, err = kubernetes.NewForConfig(user.Config())
@@ -106,6 +118,7 @@ func (c *cluster) newManager(kubeconfig string, extra ...string) *managerProcess
 			fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", probesPort),
 			"--webhook-cert-management=external", "--webhook-host=" + hook.LocalServingHost,
 			fmt.Sprintf("--webhook-port=%d", hook.LocalServingPort), "--webhook-cert-dir=" + hook.LocalServingCertDir,
+			"--webhook-client-ca-file=" + c.webhookClient.CAFile, "--webhook-client-names=" + c.webhookClient.Name,
 		}, extra...),
 	}
 	return m
