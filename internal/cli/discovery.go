@@ -51,6 +51,9 @@ func discoverServer(ctx context.Context, config *rest.Config) (redemptionServer,
 	case apierrors.IsNotFound(err), apierrors.IsForbidden(err), err == nil && cm.Data[invitesv1alpha1.DiscoveryRedeemURLKey] == "":
 		return redemptionServer{}, fmt.Errorf("cannot tell where your cluster's redemption server is: %s does not say (or you may not read it); "+
 			"give --redeem-url URL or set %s, with the URL your cluster's administrators give you", discoveryObject, RedeemURLEnv)
+	case apierrors.IsUnauthorized(err):
+		return redemptionServer{}, fmt.Errorf("the API server does not accept your credential, so it cannot say where its redemption server is "+
+			"(a token minted for rolecall's audience is meant for rolecall alone): give --redeem-url URL or set %s", RedeemURLEnv)
 	case err != nil:
 		return redemptionServer{}, fmt.Errorf("reading %s, where your cluster says where its redemption server is: %w", discoveryObject, err)
 	}

@@ -59,8 +59,10 @@ rolecall's redemption server gives.`,
 		Example: `  kubectl invite redeem https://invite.example.com/i/AbCdEf.GhIjKlMnOp
   kubectl invite redeem 7QK4-M2XP-9RTA-C3VD
   kubectl invite redeem 7QK4-M2XP-9RTA-C3VD --redeem-url https://invite.example.com
-  # a service account token meant for rolecall alone (see the server's --token-audience):
-  kubectl invite redeem 7QK4-M2XP-9RTA-C3VD --token "$(kubectl create token ci-bot -n tools --audience rolecall)"`,
+  # a service account token meant for rolecall alone (see the server's --token-audience);
+  # the API server refuses it, so it cannot say where rolecall is: name the server
+  kubectl invite redeem 7QK4-M2XP-9RTA-C3VD --redeem-url https://invite.example.com \
+    --token "$(kubectl create token ci-bot -n tools --audience rolecall --duration 10m)"`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runRedeem(cmd.Context(), config, streams, opts, args[0])

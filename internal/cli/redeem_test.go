@@ -24,13 +24,14 @@ import (
 )
 
 // serviceAccountToken creates a service account and returns a token for it, as
-// `kubectl create token` would.
-func serviceAccountToken(ctx context.Context, namespace, name string) string {
+// `kubectl create token [--audience ...]` would.
+func serviceAccountToken(ctx context.Context, namespace, name string, audiences ...string) string {
 	GinkgoHelper()
 	Expect(env.Admin.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name}})).To(Succeed())
 	clientset, err := kubernetes.NewForConfig(env.Config)
 	Expect(err).NotTo(HaveOccurred())
-	tr, err := clientset.CoreV1().ServiceAccounts(namespace).CreateToken(ctx, name, &authenticationv1.TokenRequest{}, metav1.CreateOptions{})
+	request := &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{Audiences: audiences}}
+	tr, err := clientset.CoreV1().ServiceAccounts(namespace).CreateToken(ctx, name, request, metav1.CreateOptions{})
 	Expect(err).NotTo(HaveOccurred())
 	return tr.Status.Token
 }
@@ -318,6 +319,23 @@ var _ = Describe("kubectl invite redeem", func() {
 				" (from your cluster's kube-public/rolecall-info); your credential is not sent to it"))
 			Expect(received.Load()).To(BeZero(), "the phishing server heard nothing")
 			Expect(getInvitation(ctx, ns, "onboard").Status.Uses).To(BeZero())
+		})
+
+		It("redeems with a token minted for rolecall alone, which the API server itself refuses, once told the server", func(ctx SpecContext) {
+			published := &corev1.ConfigMap{}
+			Expect(env.Admin.Get(ctx, client.ObjectKey{Namespace: invitesv1alpha1.DiscoveryNamespace, Name: invitesv1alpha1.DiscoveryConfigMap}, published)).To(Succeed())
+			Expect(published.Data).To(HaveKeyWithValue(invitesv1alpha1.DiscoveryTokenAudienceKey, tokenAudience))
+
+			bound := kubeconfigWith(&clientcmdapi.AuthInfo{Token: serviceAccountToken(ctx, ns, "bound", tokenAudience)})
+			stdout(ctx, "-n", ns, "create", "onboard", "--clusterrole", "view")
+			link := issuedLink(ctx, ns, "onboard")
+			_, _, err := inviteWith(ctx, bound, "redeem", link)
+			Expect(err).To(MatchError("the API server does not accept your credential, so it cannot say where its redemption server is " +
+				"(a token minted for rolecall's audience is meant for rolecall alone): give --redeem-url URL or set " + cli.RedeemURLEnv))
+
+			out, errOut, err := inviteWith(ctx, bound, "redeem", link, "--redeem-url", redeemURL)
+			Expect(err).NotTo(HaveOccurred(), errOut)
+			Expect(out).To(HavePrefix(`Redeemed invitation "onboard" in namespace "` + ns + `" as system:serviceaccount:` + ns + ":bound."))
 		})
 
 		It("says where to find the server when the cluster does not publish it, and sends nothing", func(ctx SpecContext) {

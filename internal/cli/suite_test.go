@@ -93,9 +93,14 @@ func setUpCluster(ctx context.Context) {
 	})).To(Succeed())
 }
 
+// tokenAudience is the audience the redemption server accepts service account tokens for,
+// besides the API server's own.
+const tokenAudience = "rolecall"
+
 // startControllersAndRedemption runs what issues tokens and redeems them, beside the
 // webhooks testenv runs: a manager with the controllers and the redemption server, which
-// accepts whatever bearer credential the API server accepts (service account tokens here).
+// accepts whatever bearer credential the API server accepts (service account tokens here),
+// and service account tokens minted for tokenAudience.
 func startControllersAndRedemption() {
 	listener, err := (&net.ListenConfig{}).Listen(context.Background(), "tcp", "127.0.0.1:0")
 	Expect(err).NotTo(HaveOccurred())
@@ -109,7 +114,8 @@ func startControllersAndRedemption() {
 	ctx, stopManager = context.WithCancel(context.Background()) //nolint:gosec // called in AfterSuite
 	Expect(manager.Setup(ctx, mgr, manager.Config{
 		PublicURL: redeemURL, DefaultExpiresAfter: 72 * time.Hour, AllowRBACDelegation: true,
-		Authenticator:  identity.Chain{&identity.TokenReview{Client: env.Admin}},
+		Authenticator:  identity.TokenReviews(env.Admin, tokenAudience),
+		TokenAudience:  tokenAudience,
 		RedeemListener: listener,
 	}, manager.Parts{Controllers: true, Redemption: true})).To(Succeed())
 	redeemCache = mgr.GetClient()
