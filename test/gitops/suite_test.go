@@ -6,6 +6,7 @@ package gitops_test
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -28,9 +29,11 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
+	"github.com/rolecall/rolecall/internal/certs"
 	"github.com/rolecall/rolecall/internal/delivery"
 	"github.com/rolecall/rolecall/internal/mailpit"
 	"github.com/rolecall/rolecall/internal/manager"
+	"github.com/rolecall/rolecall/internal/testenv"
 )
 
 // repoRoot is where config/ is, seen from this package.
@@ -38,6 +41,8 @@ var repoRoot = filepath.Join("..", "..")
 
 var (
 	testEnv *envtest.Environment
+	// webhookClient is the certificate kube-apiserver presents to the webhook server.
+	webhookClient *testenv.WebhookClient
 	// admin is a cluster administrator (system:masters) talking to the API server directly,
 	// so assertions never read a stale cache.
 	admin client.Client
@@ -65,6 +70,10 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 		ErrorIfCRDPathMissing: true,
 		WebhookInstallOptions: envtest.WebhookInstallOptions{Paths: []string{filepath.Join(repoRoot, "config", "webhook")}},
 	}
+	// As in production, the webhook server answers only the API server's client certificate.
+	var err error
+	webhookClient, err = testenv.PresentWebhookClientCert(testEnv, GinkgoT().TempDir())
+	Expect(err).NotTo(HaveOccurred())
 	cfg, err := testEnv.Start()
 	Expect(err).NotTo(HaveOccurred())
 	admin, err = client.New(cfg, client.Options{Scheme: manager.NewScheme()})
@@ -114,10 +123,15 @@ func startChatSystem() *delivery.Webhook {
 // delivery stays that way while a spec looks at it.
 func startManager(chat *delivery.Webhook) {
 	hook := testEnv.WebhookInstallOptions
+	requireAPIServer, err := certs.RequireClientCertificate(webhookClient.CAFile, []string{webhookClient.Name})
+	Expect(err).NotTo(HaveOccurred())
 	mgr, err := ctrl.NewManager(testEnv.Config, ctrl.Options{
 		Scheme: manager.NewScheme(), Cache: manager.CacheOptions(),
 		Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0",
-		WebhookServer: webhook.NewServer(webhook.Options{Host: hook.LocalServingHost, Port: hook.LocalServingPort, CertDir: hook.LocalServingCertDir}),
+		WebhookServer: webhook.NewServer(webhook.Options{
+			Host: hook.LocalServingHost, Port: hook.LocalServingPort, CertDir: hook.LocalServingCertDir,
+			TLSOpts: []func(*tls.Config){requireAPIServer},
+		}),
 	})
 	Expect(err).NotTo(HaveOccurred())
 	var ctx context.Context
