@@ -81,8 +81,10 @@ type limiter struct {
 	failures, refusals, users *utilcache.LRUExpireCache
 	// ids are ID-wide failure buckets; pairs count one client's failures on one ID.
 	ids, pairs *utilcache.LRUExpireCache
-	// guesses serialize each client's token checks (see tryToken).
-	guesses [256]sync.Mutex
+	// guesses serialize each client's token checks (see tryToken); auths bound how many of
+	// its credentials are checked at once (see Server.authenticate).
+	guesses [stripes]sync.Mutex
+	auths   [stripes]chan struct{}
 }
 
 // pairKey is one client guessing at one token ID.
@@ -95,10 +97,14 @@ type pairState struct {
 }
 
 func newLimiter(limits Limits, c clock.PassiveClock) *limiter {
-	return &limiter{limits: limits, clock: c,
+	l := &limiter{limits: limits, clock: c,
 		failures: utilcache.NewLRUExpireCache(limiterSize), refusals: utilcache.NewLRUExpireCache(limiterSize),
 		users: utilcache.NewLRUExpireCache(limiterSize), ids: utilcache.NewLRUExpireCache(limiterSize),
 		pairs: utilcache.NewLRUExpireCache(limiterSize)}
+	for i := range l.auths {
+		l.auths[i] = make(chan struct{}, authConcurrency)
+	}
+	return l
 }
 
 // bucket returns the token bucket for key, making a full one when there is none. An
@@ -238,14 +244,36 @@ func (s *Server) tryToken(ctx context.Context, w http.ResponseWriter, client, su
 	return inv, refusal, err
 }
 
-// lockClient serializes one client's token checks. Clients share 256 locks by a hash of
-// their address: memory stays fixed, and two clients rarely wait for each other.
+// lockClient serializes one client's token checks.
 func (l *limiter) lockClient(client string) func() {
-	h := fnv.New32a()
-	_, _ = h.Write([]byte(client))
-	m := &l.guesses[h.Sum32()%uint32(len(l.guesses))]
+	m := &l.guesses[stripe(client)]
 	m.Lock()
 	return m.Unlock
+}
+
+// authConcurrency is how many credentials one client may have checked at the same time.
+const authConcurrency = 8
+
+// authSlot waits until the client may have one more credential checked, or the request
+// ends; the returned function gives the slot back.
+func (l *limiter) authSlot(ctx context.Context, client string) (func(), error) {
+	slots := l.auths[stripe(client)]
+	select {
+	case slots <- struct{}{}:
+		return func() { <-slots }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// stripes is how many locks and slot sets clients share, by a hash of their address:
+// memory stays fixed, and two clients rarely wait for each other.
+const stripes = 256
+
+func stripe(client string) uint32 {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(client))
+	return h.Sum32() % stripes
 }
 
 // clientOf is the network a client's attempts are counted against: its IPv4 address, or

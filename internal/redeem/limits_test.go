@@ -271,6 +271,32 @@ var _ = Describe("Rate limits", func() {
 			Expect(redeemAt(ctx, r, serviceAccountToken(ctx, ns, "colleague"), other).status).To(Equal(http.StatusCreated))
 		})
 
+		It("asks the API server about made-up credentials sent all at once no more often than the client's budget allows", func(ctx SpecContext) {
+			reviews := &countingCreates{Writer: k8sClient}
+			r := limited(redeem.DefaultLimits, func(s *redeem.Server) {
+				s.Authenticator = identity.Chain{&identity.TokenReview{Client: reviews, Clock: fakeClock}}
+			})
+			_, tok := issue(ctx, ns)
+			forger := from("127.0.0.99")
+			counts := map[int]int{}
+			var mu sync.Mutex
+			var wg sync.WaitGroup
+			for i := range 100 {
+				wg.Go(func() {
+					defer GinkgoRecover()
+					status := redeemFrom(ctx, forger, r, fmt.Sprintf("made-up-credential-%d", i), tok).status
+					mu.Lock()
+					defer mu.Unlock()
+					counts[status]++
+				})
+			}
+			wg.Wait()
+			// Eight credentials are checked at a time, each after the budget is checked again.
+			Expect(reviews.creates.Load()).To(BeNumerically("<=", redeem.DefaultLimits.ClientBurst+8), "TokenReviews for 100 made-up credentials")
+			Expect(counts[http.StatusUnauthorized]).To(BeNumerically("<=", redeem.DefaultLimits.ClientBurst+8))
+			Expect(counts[http.StatusUnauthorized] + counts[http.StatusTooManyRequests]).To(Equal(100))
+		})
+
 		It("bounds the refusals one client collects with many credentials", func(ctx SpecContext) {
 			limits := redeem.DefaultLimits
 			limits.RefusalBurst = 5

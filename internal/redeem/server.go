@@ -196,17 +196,14 @@ func (s *Server) admitUser(w http.ResponseWriter, user string) *Error {
 	return nil
 }
 
-// account charges a refusal to the client and the user (once known): malformed requests
-// and bad credentials spend the client's failure budget (a wrong token was charged when it
-// was looked up, by tryToken). Every refusal spends the refusal budgets except those that
-// are the server's fault (5xx) and rate limiting itself, so a client that waits as
+// account charges a refusal to the refusal budgets of the client and the user (once
+// known). Failures were charged to the failure budget where they happened (malformed
+// requests and credentials in serve, wrong tokens in tryToken). Refusals that are the
+// server's fault (5xx) and rate limiting itself cost nothing, so a client that waits as
 // Retry-After says is let in.
 func (s *Server) account(client, user string, refusal *Error) {
 	if refusal == nil {
 		return
-	}
-	if refusal == errMalformed || refusal == errUnauthenticated {
-		s.limits().clientFailed(client)
 	}
 	if refusal.Status >= 400 && refusal.Status < 500 && refusal.Status != http.StatusTooManyRequests {
 		s.limits().refused(client, user)
@@ -237,6 +234,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, client string) (R
 	decoder := json.NewDecoder(http.MaxBytesReader(nil, r.Body, maxBody))
 	decoder.DisallowUnknownFields()
 	if err := decoder.Decode(&req); err != nil || req.Token == "" {
+		s.limits().clientFailed(client)
 		return Result{}, errMalformed, "", ""
 	}
 	// The token's public ID, if it has one, is what this client may be locked out of.
@@ -245,18 +243,11 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, client string) (R
 		retryAfter(w, wait)
 		return Result{}, errLocked, "", parsed.ID
 	}
-	credential, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok || credential == "" {
-		return Result{}, errUnauthenticated, "", parsed.ID
-	}
 	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 	defer cancel()
-	user, err := s.Authenticator.Authenticate(ctx, credential)
-	if err != nil {
-		if errors.Is(err, identity.ErrUnavailable) {
-			return Result{}, errUnavailable, "", parsed.ID
-		}
-		return Result{}, errUnauthenticated, "", parsed.ID
+	user, refusal := s.authenticate(ctx, w, client, r.Header.Get("Authorization"))
+	if refusal != nil {
+		return Result{}, refusal, "", parsed.ID
 	}
 	if refusal := s.admitUser(w, user.Username); refusal != nil {
 		return Result{}, refusal, user.Username, parsed.ID
@@ -266,4 +257,34 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, client string) (R
 	}
 	result, refusal := s.Redeem(ctx, req.Token, user)
 	return result, refusal, user.Username, parsed.ID
+}
+
+// authenticate checks the bearer credential within the client's limits; a missing or
+// refused credential is charged to the client at once. A client has only a few credentials
+// checked at the same time, each after waiting its turn and with the client's budget
+// checked again, so made-up credentials sent all at once cost the API server no more
+// TokenReviews than the budget allows, plus the few in flight.
+func (s *Server) authenticate(ctx context.Context, w http.ResponseWriter, client, authorization string) (identity.User, *Error) {
+	credential, ok := strings.CutPrefix(authorization, "Bearer ")
+	if !ok || credential == "" {
+		s.limits().clientFailed(client)
+		return identity.User{}, errUnauthenticated
+	}
+	release, err := s.limits().authSlot(ctx, client)
+	if err != nil {
+		return identity.User{}, errUnavailable // the request ended while it waited
+	}
+	defer release()
+	if refusal := s.admitClient(w, client); refusal != nil {
+		return identity.User{}, refusal
+	}
+	user, err := s.Authenticator.Authenticate(ctx, credential)
+	switch {
+	case errors.Is(err, identity.ErrUnavailable):
+		return identity.User{}, errUnavailable
+	case err != nil:
+		s.limits().clientFailed(client)
+		return identity.User{}, errUnauthenticated
+	}
+	return user, nil
 }
