@@ -271,6 +271,21 @@ var _ = Describe("Rate limits", func() {
 			Expect(redeemAt(ctx, r, serviceAccountToken(ctx, ns, "colleague"), other).status).To(Equal(http.StatusCreated))
 		})
 
+		It("bounds a loop of 'already redeemed' like refusals: each grants nothing and costs the API server a read", func(ctx SpecContext) {
+			r := limited(redeem.DefaultLimits)
+			_, tok := issue(ctx, ns, func(s *invitesv1alpha1.InvitationSpec) { s.MaxUses = 2 })
+			looper := person("looper-" + ns)
+			Expect(redeemAt(ctx, r, looper, tok).status).To(Equal(http.StatusCreated))
+			counts := map[int]int{}
+			for range 50 {
+				counts[redeemAt(ctx, r, looper, tok).status]++
+			}
+			Expect(counts).To(Equal(map[int]int{
+				http.StatusOK:              redeem.DefaultLimits.UserRefusalBurst,
+				http.StatusTooManyRequests: 50 - redeem.DefaultLimits.UserRefusalBurst,
+			}))
+		})
+
 		It("asks the API server about made-up credentials sent all at once no more often than the client's budget allows", func(ctx SpecContext) {
 			reviews := &countingCreates{Writer: k8sClient}
 			r := limited(redeem.DefaultLimits, func(s *redeem.Server) {

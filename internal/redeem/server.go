@@ -145,6 +145,7 @@ func (s *Server) handleRedemption(w http.ResponseWriter, r *http.Request) {
 	}
 	result, refusal, user, tokenID := s.serve(w, r, client)
 	s.account(client, user, refusal)
+	s.accountRepeat(client, user, result, refusal)
 	status := http.StatusOK
 	var body any = result
 	switch {
@@ -206,6 +207,14 @@ func (s *Server) account(client, user string, refusal *Error) {
 		return
 	}
 	if refusal.Status >= 400 && refusal.Status < 500 && refusal.Status != http.StatusTooManyRequests {
+		s.limits().refused(client, user)
+	}
+}
+
+// accountRepeat charges "already redeemed" (200) like a refusal: it grants nothing, and
+// each one is confirmed with the API server, so a loop of them must not be free either.
+func (s *Server) accountRepeat(client, user string, result Result, refusal *Error) {
+	if refusal == nil && !result.created {
 		s.limits().refused(client, user)
 	}
 }

@@ -193,6 +193,7 @@ func (s *Server) finishAccept(w http.ResponseWriter, r *http.Request, f flow, us
 	result, refusal := s.Redeem(r.Context(), f.Token, user)
 	parsed := parseID(f.Token)
 	s.account(s.clientOf(r), user.Username, refusal)
+	s.accountRepeat(s.clientOf(r), user.Username, result, refusal)
 	s.Log.Info("redemption", "via", "browser", "status", statusOf(result, refusal), "code", codeOf(refusal), "user", user.Username,
 		"tokenID", parsed, "invitation", result.Namespace+"/"+result.Invitation, "duration", s.Clock.Since(start).String())
 	s.observe(result, refusal, start)
