@@ -10,12 +10,11 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	invitesv1alpha1 "github.com/rolecall/rolecall/api/v1alpha1"
 	"github.com/rolecall/rolecall/internal/bindings"
-	"github.com/rolecall/rolecall/internal/manager"
+	"github.com/rolecall/rolecall/internal/testenv"
 )
 
 // namespaceAdmin returns a client for a user who may manage RoleBindings and Secrets in the
@@ -23,23 +22,11 @@ import (
 // forger of rolecall's bindings needs.
 func namespaceAdmin(ctx context.Context, ns, user string) client.Client {
 	GinkgoHelper()
-	role := &rbacv1.Role{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "namespace-admin"},
-		Rules: []rbacv1.PolicyRule{
-			{APIGroups: []string{rbacv1.GroupName}, Resources: []string{"rolebindings"}, Verbs: []string{"get", "list", "create", "update", "patch", "delete"}},
-			{APIGroups: []string{rbacv1.GroupName}, Resources: []string{"clusterroles"}, Verbs: []string{"bind"}, ResourceNames: []string{"view"}},
-			{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get", "create", "update", "patch"}},
-		},
-	}
-	Expect(k8sClient.Create(ctx, role)).To(Succeed())
-	Expect(k8sClient.Create(ctx, &rbacv1.RoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "namespace-admin"},
-		Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: user}},
-		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: role.Name},
-	})).To(Succeed())
-	as := rest.CopyConfig(cfg)
-	as.Impersonate = rest.ImpersonationConfig{UserName: user, Groups: []string{"system:authenticated"}}
-	c, err := client.New(as, client.Options{Scheme: manager.NewScheme()})
+	c, err := testenv.Actor(ctx, k8sClient, cfg, ns, "namespace-admin", user,
+		rbacv1.PolicyRule{APIGroups: []string{rbacv1.GroupName}, Resources: []string{"rolebindings"}, Verbs: []string{"get", "list", "create", "update", "patch", "delete"}},
+		rbacv1.PolicyRule{APIGroups: []string{rbacv1.GroupName}, Resources: []string{"clusterroles"}, Verbs: []string{"bind"}, ResourceNames: []string{"view"}},
+		rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get", "create", "update", "patch"}},
+	)
 	Expect(err).NotTo(HaveOccurred())
 	return c
 }

@@ -14,7 +14,6 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -23,7 +22,7 @@ import (
 	"github.com/rolecall/rolecall/controllers"
 	"github.com/rolecall/rolecall/internal/delivery"
 	"github.com/rolecall/rolecall/internal/mailpit"
-	"github.com/rolecall/rolecall/internal/manager"
+	"github.com/rolecall/rolecall/internal/testenv"
 )
 
 // mailsTo reads every message mailpit received for the address, oldest first.
@@ -355,22 +354,10 @@ func deliveredCondition(inv *invitesv1alpha1.Invitation) *metav1.Condition {
 // statusWriter is a user who may read invitations and patch their status, nothing more.
 func statusWriter(ctx context.Context, ns, user string) client.Client {
 	GinkgoHelper()
-	role := &rbacv1.Role{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "status-writer"},
-		Rules: []rbacv1.PolicyRule{
-			{APIGroups: []string{invitesv1alpha1.GroupVersion.Group}, Resources: []string{"invitations"}, Verbs: []string{"get"}},
-			{APIGroups: []string{invitesv1alpha1.GroupVersion.Group}, Resources: []string{"invitations/status"}, Verbs: []string{"patch"}},
-		},
-	}
-	Expect(k8sClient.Create(ctx, role)).To(Succeed())
-	Expect(k8sClient.Create(ctx, &rbacv1.RoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "status-writer"},
-		Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: user}},
-		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: role.Name},
-	})).To(Succeed())
-	as := rest.CopyConfig(cfg)
-	as.Impersonate = rest.ImpersonationConfig{UserName: user, Groups: []string{"system:authenticated"}}
-	c, err := client.New(as, client.Options{Scheme: manager.NewScheme()})
+	c, err := testenv.Actor(ctx, k8sClient, cfg, ns, "status-writer", user,
+		rbacv1.PolicyRule{APIGroups: []string{invitesv1alpha1.GroupVersion.Group}, Resources: []string{"invitations"}, Verbs: []string{"get"}},
+		rbacv1.PolicyRule{APIGroups: []string{invitesv1alpha1.GroupVersion.Group}, Resources: []string{"invitations/status"}, Verbs: []string{"patch"}},
+	)
 	Expect(err).NotTo(HaveOccurred())
 	return c
 }

@@ -11,27 +11,17 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	invitesv1alpha1 "github.com/rolecall/rolecall/api/v1alpha1"
-	"github.com/rolecall/rolecall/internal/manager"
+	"github.com/rolecall/rolecall/internal/testenv"
 )
 
 // actingAs returns a client for a user who holds exactly these rights in the namespace,
 // granted by an administrator the ordinary way.
 func actingAs(ctx context.Context, ns, user string, rules ...rbacv1.PolicyRule) client.Client {
 	GinkgoHelper()
-	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: ns, GenerateName: "attacker-"}, Rules: rules}
-	Expect(k8sClient.Create(ctx, role)).To(Succeed())
-	Expect(k8sClient.Create(ctx, &rbacv1.RoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, GenerateName: "attacker-"},
-		Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: user}},
-		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: role.Name},
-	})).To(Succeed())
-	as := rest.CopyConfig(cfg)
-	as.Impersonate = rest.ImpersonationConfig{UserName: user, Groups: []string{"system:authenticated"}}
-	c, err := client.New(as, client.Options{Scheme: manager.NewScheme()})
+	c, err := testenv.Actor(ctx, k8sClient, cfg, ns, "attacker-"+user, user, rules...)
 	Expect(err).NotTo(HaveOccurred())
 	return c
 }
