@@ -291,6 +291,86 @@ var _ = Describe("Attacks on rolecall's authority", Ordered, ContinueOnFailure, 
 			Expect(c.admin.Create(ctx, custom("second", "shared"))).To(deniedByRolecall())
 		})
 
+		It("counts an inviter's open invitations live: parallel creates do not pass maxActiveInvitationsPerInviter together", func(ctx SpecContext) {
+			ns := c.namespaceWithRole(ctx, "atk-quota")
+			Expect(c.admin.Create(ctx, &invitesv1alpha1.RoleGrantPolicy{ObjectMeta: metav1.ObjectMeta{Name: "quota-" + ns},
+				Spec: invitesv1alpha1.RoleGrantPolicySpec{
+					Inviters:       []invitesv1alpha1.Subject{{Kind: invitesv1alpha1.SubjectUser, Name: "quota-" + ns}},
+					GrantableRoles: []invitesv1alpha1.GrantableRole{{Role: "pod-reader"}},
+					Limits:         &invitesv1alpha1.PolicyLimits{MaxActiveInvitationsPerInviter: ptr.To[int32](2)},
+				}})).To(Succeed())
+			c.allow(ctx, ns, "quota-"+ns, rbacv1.PolicyRule{APIGroups: []string{invitesv1alpha1.GroupVersion.Group}, Resources: []string{"invitations"}, Verbs: []string{"create"}})
+			inviter := c.as("quota-" + ns)
+			Eventually(func() error {
+				return inviter.Create(ctx, &invitesv1alpha1.Invitation{ObjectMeta: metav1.ObjectMeta{Name: "probe", Namespace: ns},
+					Spec: invitesv1alpha1.InvitationSpec{Grants: []invitesv1alpha1.Grant{{Role: "pod-reader"}}}}, client.DryRunAll)
+			}).Should(Succeed())
+			var created atomic.Int32
+			var wg sync.WaitGroup
+			for i := range 8 {
+				wg.Go(func() {
+					err := inviter.Create(ctx, &invitesv1alpha1.Invitation{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("par-%d", i), Namespace: ns},
+						Spec: invitesv1alpha1.InvitationSpec{Grants: []invitesv1alpha1.Grant{{Role: "pod-reader"}}}})
+					if err == nil {
+						created.Add(1)
+					}
+				})
+			}
+			wg.Wait()
+			Expect(created.Load()).To(BeEquivalentTo(2))
+		})
+
+		It("refuses email addresses outside a policy's domains, look-alikes and Unicode case tricks included", func(ctx SpecContext) {
+			ns := c.namespaceWithRole(ctx, "atk-email")
+			Expect(c.admin.Create(ctx, &invitesv1alpha1.RoleGrantPolicy{ObjectMeta: metav1.ObjectMeta{Name: "mail-" + ns},
+				Spec: invitesv1alpha1.RoleGrantPolicySpec{
+					Inviters:       []invitesv1alpha1.Subject{{Kind: invitesv1alpha1.SubjectUser, Name: "mail-" + ns}},
+					GrantableRoles: []invitesv1alpha1.GrantableRole{{Role: "pod-reader"}},
+					Limits:         &invitesv1alpha1.PolicyLimits{RequireEmail: true, AllowedEmailDomains: []string{"bank.test"}},
+				}})).To(Succeed())
+			c.allow(ctx, ns, "mail-"+ns, rbacv1.PolicyRule{APIGroups: []string{invitesv1alpha1.GroupVersion.Group}, Resources: []string{"invitations"}, Verbs: []string{"create"}})
+			inviter := c.as("mail-" + ns)
+			to := func(name, email string) *invitesv1alpha1.Invitation {
+				return &invitesv1alpha1.Invitation{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+					Spec: invitesv1alpha1.InvitationSpec{Email: email, Grants: []invitesv1alpha1.Grant{{Role: "pod-reader"}}}}
+			}
+			Eventually(func() error { return inviter.Create(ctx, to("fine", "eve@BANK.test")) }).Should(Succeed())
+			for i, email := range []string{"eve@bank.test.evil.test", "eve@ban\u212a.test", "eve@evil.test,bob@bank.test", "\"eve@evil.test\"@bank.test", "eve@evil.test (x@bank.test)"} {
+				err := inviter.Create(ctx, to(fmt.Sprintf("bad-%d", i), email))
+				Expect(err).To(HaveOccurred(), "%q was admitted", email)
+			}
+		})
+
+		It("refuses a grant into a namespace that does not exist (yet) under a namespace selector", func(ctx SpecContext) {
+			ns := c.namespaceWithRole(ctx, "atk-future")
+			nsObj := &corev1.Namespace{}
+			Expect(c.admin.Get(ctx, client.ObjectKey{Name: ns}, nsObj)).To(Succeed())
+			nsObj.Labels["atk-future"] = "yes"
+			Expect(c.admin.Update(ctx, nsObj)).To(Succeed())
+			Expect(c.admin.Create(ctx, &invitesv1alpha1.RoleGrantPolicy{ObjectMeta: metav1.ObjectMeta{Name: "future-" + ns},
+				Spec: invitesv1alpha1.RoleGrantPolicySpec{
+					Inviters:          []invitesv1alpha1.Subject{{Kind: invitesv1alpha1.SubjectUser, Name: "future-" + ns}},
+					NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"atk-future": "yes"}},
+					GrantableRoles:    []invitesv1alpha1.GrantableRole{{ClusterRole: "view"}},
+				}})).To(Succeed())
+			c.allow(ctx, ns, "future-"+ns, rbacv1.PolicyRule{APIGroups: []string{invitesv1alpha1.GroupVersion.Group}, Resources: []string{"invitations"}, Verbs: []string{"create"}})
+			inviter := c.as("future-" + ns)
+			Eventually(func() error {
+				return inviter.Create(ctx, &invitesv1alpha1.Invitation{ObjectMeta: metav1.ObjectMeta{Name: "here", Namespace: ns},
+					Spec: invitesv1alpha1.InvitationSpec{Grants: []invitesv1alpha1.Grant{{ClusterRole: "view"}}}})
+			}).Should(Succeed())
+			Expect(inviter.Create(ctx, &invitesv1alpha1.Invitation{ObjectMeta: metav1.ObjectMeta{Name: "later", Namespace: ns},
+				Spec: invitesv1alpha1.InvitationSpec{Grants: []invitesv1alpha1.Grant{{ClusterRole: "view", Namespace: "prod-" + ns}}}})).To(deniedByRolecall())
+		})
+
+		It("refuses a resend value that would break every later status write", func(ctx SpecContext) {
+			ns := c.namespaceWithRole(ctx, "atk-longresend")
+			inv, _ := c.offer(ctx, ns, "welcome", invitesv1alpha1.InvitationSpec{Grants: []invitesv1alpha1.Grant{{Role: "pod-reader"}}})
+			patch := client.MergeFrom(inv.DeepCopy())
+			inv.Annotations = map[string]string{invitesv1alpha1.ResendAnnotation: strings.Repeat("r", 300)}
+			Expect(c.admin.Patch(ctx, inv, patch)).NotTo(Succeed())
+		})
+
 		It("refuses to undo a revocation", func(ctx SpecContext) {
 			ns := c.namespaceWithRole(ctx, "atk-unrevoke")
 			inv, _ := c.offer(ctx, ns, "revoked", invitesv1alpha1.InvitationSpec{Grants: []invitesv1alpha1.Grant{{Role: "pod-reader"}}})
