@@ -363,6 +363,19 @@ var _ = Describe("Attacks on rolecall's authority", Ordered, ContinueOnFailure, 
 				Spec: invitesv1alpha1.InvitationSpec{Grants: []invitesv1alpha1.Grant{{ClusterRole: "view", Namespace: "prod-" + ns}}}})).To(deniedByRolecall())
 		})
 
+		It("refuses an inviter supplied by the client, even one that names the requester with more groups", func(ctx SpecContext) {
+			ns := c.namespaceWithRole(ctx, "atk-inviter")
+			lead := c.delegate(ctx, ns, "lead")
+			for i, inviter := range []invitesv1alpha1.Inviter{
+				{Username: "lead", Groups: []string{"system:masters", "system:authenticated"}},
+				{Username: "e2e-admin", Groups: []string{"system:masters"}},
+			} {
+				inv := &invitesv1alpha1.Invitation{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("forged-%d", i), Namespace: ns},
+					Spec: invitesv1alpha1.InvitationSpec{Inviter: &inviter, Grants: []invitesv1alpha1.Grant{{ClusterRole: "admin"}}}}
+				Expect(lead.Create(ctx, inv)).To(deniedByRolecall())
+			}
+		})
+
 		It("refuses a resend value that would break every later status write", func(ctx SpecContext) {
 			ns := c.namespaceWithRole(ctx, "atk-longresend")
 			inv, _ := c.offer(ctx, ns, "welcome", invitesv1alpha1.InvitationSpec{Grants: []invitesv1alpha1.Grant{{Role: "pod-reader"}}})
