@@ -63,7 +63,7 @@ var _ = Describe("Bindings rolecall did not make", func() {
 		})
 		Expect(k8sClient.Create(ctx, inv)).To(Succeed())
 		inv = eventuallyPhase(ctx, inv, invitesv1alpha1.PhaseActive)
-		made, err := bindings.Ensure(ctx, k8sClient, sealer, inv, "oidc:bob", nil)
+		made, err := bindings.Ensure(ctx, k8sClient, sealer, inv, "oidc:bob", time.Now())
 		Expect(err).NotTo(HaveOccurred())
 		real := &rbacv1.RoleBinding{}
 		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: made[0].Name}, real)).To(Succeed())
@@ -101,7 +101,7 @@ var _ = Describe("Bindings rolecall did not make", func() {
 		squatter.Finalizers = nil
 		Expect(namespaceAdmin(ctx, ns, "mallory").Create(ctx, squatter)).To(Succeed())
 
-		_, err := bindings.Ensure(ctx, k8sClient, sealer, inv, "oidc:carol", nil)
+		_, err := bindings.Ensure(ctx, k8sClient, sealer, inv, "oidc:carol", time.Now())
 		Expect(err).To(MatchError(bindings.ErrConflict))
 		held, err := bindings.Holds(ctx, k8sClient, sealer, inv, "oidc:carol")
 		Expect(err).NotTo(HaveOccurred())
@@ -228,5 +228,80 @@ var _ = Describe("Delivery", func() {
 				g.Expect(m.Text + m.HTML).NotTo(ContainSubstring("evil.test"))
 			}
 		}).WithTimeout(3 * time.Second).Should(Succeed())
+	})
+})
+
+var _ = Describe("Identity provider memberships, against someone who may edit bindings", func() {
+	var ns, group string
+	var inv *invitesv1alpha1.Invitation
+	var key client.ObjectKey
+	var mallory client.Client
+	// The use was claimed a while ago, as far as the window in which a redemption makes its
+	// bindings allows: a copy made a few seconds later is past that window.
+	claimedAt := func() time.Time { return time.Now().Add(-25 * time.Second) }
+	BeforeEach(func(ctx SpecContext) {
+		ns = newNamespace(ctx)
+		group = "viewers-" + ns
+		allowIDPGroups(ctx, ns, group)
+		inv = newInvitation(ns, "grouped", func(i *invitesv1alpha1.Invitation) {
+			i.Spec.Grants = []invitesv1alpha1.Grant{{ClusterRole: "view", IDPGroup: group}}
+		})
+		Expect(k8sClient.Create(ctx, inv)).To(Succeed())
+		inv = eventuallyPhase(ctx, inv, invitesv1alpha1.PhaseActive)
+		made, err := bindings.Ensure(ctx, k8sClient, sealer, inv, "oidc:pat", claimedAt())
+		Expect(err).NotTo(HaveOccurred())
+		key = client.ObjectKey{Namespace: ns, Name: made[0].Name}
+		Eventually(func() []map[string]any { return idp.callsFor("group", group) }).Should(ConsistOf(HaveKeyWithValue("action", "add")))
+		Eventually(func(g Gomega) {
+			rb := &rbacv1.RoleBinding{}
+			g.Expect(k8sClient.Get(ctx, key, rb)).To(Succeed())
+			g.Expect(rb.Annotations).To(HaveKey(bindings.IDPGroupAddedAnnotation))
+		}).Should(Succeed())
+		mallory = namespaceAdmin(ctx, ns, "mallory")
+	})
+
+	removed := func() []map[string]any {
+		var out []map[string]any
+		for _, call := range idp.callsFor("group", group) {
+			if call["action"] == "remove" {
+				out = append(out, call)
+			}
+		}
+		return out
+	}
+
+	It("end when the binding is deleted after its finalizer was stripped", func(ctx SpecContext) {
+		rb := &rbacv1.RoleBinding{ObjectMeta: objectMeta(key)}
+		Expect(mallory.Patch(ctx, rb, mergePatch(`{"metadata":{"finalizers":null}}`))).To(Succeed())
+		Expect(mallory.Delete(ctx, rb)).To(Succeed())
+		Eventually(removed).Should(ConsistOf(HaveKeyWithValue("user", "oidc:pat")))
+	})
+
+	It("end when the binding is deleted after its record of the add and its subjects were stripped", func(ctx SpecContext) {
+		rb := &rbacv1.RoleBinding{ObjectMeta: objectMeta(key)}
+		Expect(mallory.Patch(ctx, rb, mergePatch(`{"metadata":{"annotations":{"`+bindings.IDPGroupAddedAnnotation+`":null}},"subjects":[]}`))).To(Succeed())
+		Expect(mallory.Delete(ctx, rb)).To(Succeed())
+		Eventually(removed).Should(ConsistOf(HaveKeyWithValue("user", "oidc:pat")))
+	})
+
+	It("do not come back when a copy of the sealed binding is created after it was taken away", func(ctx SpecContext) {
+		original := &rbacv1.RoleBinding{}
+		Expect(k8sClient.Get(ctx, key, original)).To(Succeed())
+		Expect(k8sClient.Delete(ctx, original)).To(Succeed())
+		Eventually(removed).Should(HaveLen(1))
+		Eventually(func() error { return k8sClient.Get(ctx, key, &rbacv1.RoleBinding{}) }).Should(MatchError(ContainSubstring("not found")))
+
+		// A copy with every label, annotation and the seal of the original, made once the
+		// moments after the claim in which a redemption binds are over.
+		time.Sleep(6 * time.Second)
+		copied := &rbacv1.RoleBinding{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: key.Name, Labels: original.Labels, Annotations: original.Annotations},
+			Subjects:   original.Subjects, RoleRef: original.RoleRef,
+		}
+		delete(copied.Annotations, bindings.IDPGroupAddedAnnotation)
+		Expect(bindings.Sealed(sealer, copied)).To(BeTrue(), "the copy carries a valid seal")
+		Expect(mallory.Create(ctx, copied)).To(Succeed())
+		Consistently(func() []map[string]any { return idp.callsFor("group", group) }).WithTimeout(2*time.Second).
+			Should(HaveLen(2), "the add and the remove, and no second add")
 	})
 })

@@ -28,7 +28,7 @@ var _ = Describe("Grant expiry", func() {
 
 		// What a redemption does.
 		expiresAt := bindings.ExpiresAt(inv, fakeClock.Now())
-		made, err := bindings.Ensure(ctx, k8sClient, sealer, inv, "oidc:temp", expiresAt)
+		made, err := bindings.Ensure(ctx, k8sClient, sealer, inv, "oidc:temp", fakeClock.Now())
 		Expect(err).NotTo(HaveOccurred())
 		key := client.ObjectKey{Namespace: made[0].Namespace, Name: made[0].Name}
 		rb := &rbacv1.RoleBinding{}
@@ -57,7 +57,7 @@ var _ = Describe("Grant expiry", func() {
 		inv := newInvitation(ns, "lasting")
 		Expect(k8sClient.Create(ctx, inv)).To(Succeed())
 		inv = eventuallyPhase(ctx, inv, invitesv1alpha1.PhaseActive)
-		made, err := bindings.Ensure(ctx, k8sClient, sealer, inv, "oidc:stays", nil)
+		made, err := bindings.Ensure(ctx, k8sClient, sealer, inv, "oidc:stays", time.Now())
 		Expect(err).NotTo(HaveOccurred())
 		fakeClock.Step(1000 * time.Hour)
 		Consistently(func() error {

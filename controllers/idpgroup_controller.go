@@ -9,6 +9,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
@@ -18,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
@@ -47,6 +49,9 @@ type IDPGroupReconciler struct {
 	// Object is the kind of binding: a RoleBinding or a ClusterRoleBinding.
 	Object client.Object
 	Kind   string
+
+	// gone remembers bindings deleted without their finalizer, whose "remove" is owed.
+	gone gone
 }
 
 // +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=rolebindings;clusterrolebindings,verbs=patch
@@ -54,8 +59,19 @@ type IDPGroupReconciler struct {
 // Reconcile adds or removes the membership of one binding.
 func (r *IDPGroupReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	binding := r.Object.DeepCopyObject().(client.Object)
-	if err := r.Get(ctx, req.NamespacedName, binding); err != nil {
-		return ctrl.Result{}, client.IgnoreNotFound(err)
+	err := r.Get(ctx, req.NamespacedName, binding)
+	if apierrors.IsNotFound(err) {
+		return ctrl.Result{}, r.removeGone(ctx, req.NamespacedName)
+	}
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	owner, m, ok := r.sealedMembership(binding)
+	if !ok {
+		// Anyone who may create bindings can copy rolecall's labels, annotations and
+		// finalizer; only a binding rolecall sealed is rolecall's to act on.
+		logf.FromContext(ctx).V(1).Info("ignoring a binding that looks like rolecall's but was not made by it")
+		return ctrl.Result{}, nil
 	}
 	if !owesHookCall(binding) {
 		return ctrl.Result{}, nil
@@ -65,22 +81,14 @@ func (r *IDPGroupReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	if err := r.APIReader.Get(ctx, req.NamespacedName, binding); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	if !owesHookCall(binding) {
-		return ctrl.Result{}, nil
-	}
-	owner, ok := bindings.OwnerOf(binding)
-	if !ok || !bindings.Sealed(r.Sealer, binding) {
-		// Anyone who may create bindings can copy rolecall's labels, annotations and
-		// finalizer; only a binding rolecall sealed is rolecall's to act on.
-		logf.FromContext(ctx).Info("ignoring a binding that looks like rolecall's but was not made by it")
-		return ctrl.Result{}, nil
-	}
-	m := delivery.Membership{
-		User: owner.Username, Group: binding.GetAnnotations()[bindings.IDPGroupAnnotation],
-		Invitation: owner.Invitation.Name, Namespace: owner.Invitation.Namespace,
-	}
-	if !binding.GetDeletionTimestamp().IsZero() {
+	switch {
+	case !binding.GetDeletionTimestamp().IsZero():
 		return ctrl.Result{}, r.leave(ctx, binding, owner, m)
+	case !controllerutil.ContainsFinalizer(binding, bindings.IDPGroupFinalizer):
+		// Stripped by someone: put it back, so that deleting the binding ends the membership.
+		return ctrl.Result{}, r.restoreFinalizer(ctx, binding)
+	case !owesHookCall(binding):
+		return ctrl.Result{}, nil
 	}
 	if granting, err := r.stillGranting(ctx, binding, owner); err != nil || !granting {
 		return ctrl.Result{}, err
@@ -88,11 +96,40 @@ func (r *IDPGroupReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	return ctrl.Result{}, r.join(ctx, binding, owner, m)
 }
 
-// stillGranting says the membership may be added now: the invitation that made the binding
-// still exists (the same one, by UID) and is not revoked, and the binding still binds its
-// role to the user the seal names. A sealed binding recreated after it was taken away, or
-// one whose subjects were edited, adds nobody.
+// sealedMembership reads the membership a binding stands for, if rolecall sealed it and it
+// names an idpGroup; every fact comes from what the seal covers.
+func (r *IDPGroupReconciler) sealedMembership(binding client.Object) (bindings.Owner, delivery.Membership, bool) {
+	group := binding.GetAnnotations()[bindings.IDPGroupAnnotation]
+	owner, ok := bindings.OwnerOf(binding)
+	if group == "" || !ok || !bindings.Sealed(r.Sealer, binding) {
+		return bindings.Owner{}, delivery.Membership{}, false
+	}
+	return owner, delivery.Membership{
+		User: owner.Username, Group: group, Invitation: owner.Invitation.Name, Namespace: owner.Invitation.Namespace,
+	}, true
+}
+
+// owesHookCall: a binding being deleted (its membership ends), one whose finalizer is
+// missing (it must be restored), or one whose membership is not added yet.
+func owesHookCall(binding client.Object) bool {
+	return !binding.GetDeletionTimestamp().IsZero() || !controllerutil.ContainsFinalizer(binding, bindings.IDPGroupFinalizer) ||
+		binding.GetAnnotations()[bindings.IDPGroupAddedAnnotation] == ""
+}
+
+func (r *IDPGroupReconciler) restoreFinalizer(ctx context.Context, binding client.Object) error {
+	patch := client.MergeFromWithOptions(binding.DeepCopyObject().(client.Object), client.MergeFromWithOptimisticLock{})
+	controllerutil.AddFinalizer(binding, bindings.IDPGroupFinalizer)
+	return client.IgnoreNotFound(r.Patch(ctx, binding, patch))
+}
+
+// stillGranting says the membership may be added now: the binding is the very one its
+// redemption created (not a copy recreated later from its labels, annotations and seal),
+// its grant has not ended, the invitation that made it still exists (the same one, by UID)
+// and is not revoked, and the binding still binds its role to the user the seal names.
 func (r *IDPGroupReconciler) stillGranting(ctx context.Context, binding client.Object, owner bindings.Owner) (bool, error) {
+	if !bindings.MadeByItsRedemption(binding) || bindings.Expired(binding, r.Clock.Now()) {
+		return false, nil
+	}
 	inv := &invitesv1alpha1.Invitation{}
 	err := r.APIReader.Get(ctx, owner.Invitation, inv)
 	if client.IgnoreNotFound(err) != nil {
@@ -114,16 +151,6 @@ func bindsOnly(binding client.Object, username string) bool {
 		subjects = b.Subjects
 	}
 	return len(subjects) == 1 && subjects[0].Kind == rbacv1.UserKind && subjects[0].Name == username
-}
-
-// owesHookCall: a binding with an idpGroup whose membership is not added yet, or is being
-// deleted and still holds the finalizer.
-func owesHookCall(binding client.Object) bool {
-	annotations := binding.GetAnnotations()
-	if annotations[bindings.IDPGroupAnnotation] == "" || !controllerutil.ContainsFinalizer(binding, bindings.IDPGroupFinalizer) {
-		return false
-	}
-	return !binding.GetDeletionTimestamp().IsZero() || annotations[bindings.IDPGroupAddedAnnotation] == ""
 }
 
 func (r *IDPGroupReconciler) join(ctx context.Context, binding client.Object, owner bindings.Owner, m delivery.Membership) error {
@@ -151,29 +178,41 @@ func (r *IDPGroupReconciler) join(ctx context.Context, binding client.Object, ow
 }
 
 // leave ends the Kubernetes access first (no subjects), then the membership, then lets the
-// binding go.
+// binding go. The "remove" is sent whether or not the binding records that the "add" went
+// through: that record is an annotation anyone who may patch the binding can strip, and
+// removing someone who is not a member is harmless to a receiver.
 func (r *IDPGroupReconciler) leave(ctx context.Context, binding client.Object, owner bindings.Owner, m delivery.Membership) error {
 	if err := r.emptySubjects(ctx, binding); err != nil {
 		return err
 	}
-	if binding.GetAnnotations()[bindings.IDPGroupAddedAnnotation] != "" && r.Hook != nil {
-		err := r.Hook.Remove(ctx, m)
-		if err != nil && !delivery.IsPermanent(err) {
-			return r.failed(ctx, "remove", owner, m, err)
-		}
-		if err != nil {
-			// Refused for good: the binding goes anyway rather than linger; the condition
-			// and the Event tell people to remove the membership by hand.
-			_ = r.failed(ctx, "remove", owner, m, err)
-		} else {
-			metrics.IDPHookCalls.WithLabelValues("remove", "ok").Inc()
-			r.report(ctx, owner, metav1.ConditionTrue, invitesv1alpha1.InvitationIDPGroupRemovedReason,
-				fmt.Sprintf("%s was removed from identity provider group %s", m.User, m.Group))
+	if r.Hook != nil {
+		if err := r.removeMembership(ctx, owner, m); err != nil {
+			return err
 		}
 	}
+	r.gone.markLeft(binding.GetUID())
 	patch := client.MergeFromWithOptions(binding.DeepCopyObject().(client.Object), client.MergeFromWithOptimisticLock{})
 	controllerutil.RemoveFinalizer(binding, bindings.IDPGroupFinalizer)
 	return client.IgnoreNotFound(r.Patch(ctx, binding, patch))
+}
+
+// removeMembership asks the hook to remove the membership. A failure worth retrying is
+// returned; a refusal is reported as final (the membership must be removed by hand).
+func (r *IDPGroupReconciler) removeMembership(ctx context.Context, owner bindings.Owner, m delivery.Membership) error {
+	err := r.Hook.Remove(ctx, m)
+	if err != nil && !delivery.IsPermanent(err) {
+		return r.failed(ctx, "remove", owner, m, err)
+	}
+	if err != nil {
+		// Refused for good: the binding goes anyway rather than linger; the condition
+		// and the Event tell people to remove the membership by hand.
+		_ = r.failed(ctx, "remove", owner, m, err)
+		return nil
+	}
+	metrics.IDPHookCalls.WithLabelValues("remove", "ok").Inc()
+	r.report(ctx, owner, metav1.ConditionTrue, invitesv1alpha1.InvitationIDPGroupRemovedReason,
+		fmt.Sprintf("%s was removed from identity provider group %s", m.User, m.Group))
+	return nil
 }
 
 // emptySubjects matters because the API server's RBAC still honours a binding that is
@@ -249,6 +288,7 @@ func (r *IDPGroupReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	})
 	return ctrl.NewControllerManagedBy(mgr).
 		For(r.Object, builder.WithPredicates(withGroup)).
+		Watches(r.Object, handler.Funcs{DeleteFunc: r.rememberDeleted}, builder.WithPredicates(withGroup)).
 		Named("idpgroup-" + strings.ToLower(r.Kind)).
 		Complete(r)
 }

@@ -26,7 +26,7 @@ var _ = Describe("The identity provider hook", func() {
 		inv = eventuallyPhase(ctx, inv, invitesv1alpha1.PhaseActive)
 
 		// What a redemption does.
-		made, err := bindings.Ensure(ctx, k8sClient, sealer, inv, "oidc:hal", nil)
+		made, err := bindings.Ensure(ctx, k8sClient, sealer, inv, "oidc:hal", time.Now())
 		Expect(err).NotTo(HaveOccurred())
 		key := client.ObjectKey{Namespace: made[0].Namespace, Name: made[0].Name}
 
@@ -58,7 +58,7 @@ var _ = Describe("The identity provider hook", func() {
 		inv := newInvitation(ns, "ivy", func(i *invitesv1alpha1.Invitation) { i.Spec.Grants[0].IDPGroup = group })
 		Expect(k8sClient.Create(ctx, inv)).To(Succeed())
 		inv = eventuallyPhase(ctx, inv, invitesv1alpha1.PhaseActive)
-		made, err := bindings.Ensure(ctx, k8sClient, sealer, inv, "oidc:ivy", nil)
+		made, err := bindings.Ensure(ctx, k8sClient, sealer, inv, "oidc:ivy", time.Now())
 		Expect(err).NotTo(HaveOccurred())
 		key := client.ObjectKey{Namespace: made[0].Namespace, Name: made[0].Name}
 		Eventually(func() []map[string]any { return idp.callsFor("group", group) }).Should(HaveLen(1))
@@ -125,7 +125,7 @@ var _ = Describe("The identity provider hook, when it refuses", func() {
 		inv := newInvitation(ns, "jo", func(i *invitesv1alpha1.Invitation) { i.Spec.Grants[0].IDPGroup = group })
 		Expect(k8sClient.Create(ctx, inv)).To(Succeed())
 		inv = eventuallyPhase(ctx, inv, invitesv1alpha1.PhaseActive)
-		_, err := bindings.Ensure(ctx, k8sClient, sealer, inv, "oidc:jo", nil)
+		_, err := bindings.Ensure(ctx, k8sClient, sealer, inv, "oidc:jo", time.Now())
 		Expect(err).NotTo(HaveOccurred())
 
 		Eventually(func(g Gomega) {

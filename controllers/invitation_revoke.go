@@ -47,7 +47,9 @@ func (r *InvitationReconciler) keepFinalizer(ctx context.Context, inv *invitesv1
 // finishDeletion deletes the grants of an invitation that promised to take them along, then
 // lets the invitation go. The token Secret is owned by the invitation and goes with it. A
 // redemption that claimed its use a moment ago may still be making its bindings: the
-// finalizer stays until such claims are old enough that their server has finished or died.
+// finalizer stays while such a claim is pending. The server that made a redemption's
+// bindings clears its claim within a second (and that write wakes this controller), so the
+// invitation goes at once unless a server died mid-redemption.
 func (r *InvitationReconciler) finishDeletion(ctx context.Context, inv *invitesv1alpha1.Invitation) (ctrl.Result, error) {
 	if !controllerutil.ContainsFinalizer(inv, invitesv1alpha1.RevokeGrantsFinalizer) {
 		return ctrl.Result{}, nil
@@ -56,7 +58,7 @@ func (r *InvitationReconciler) finishDeletion(ctx context.Context, inv *invitesv
 		if err := r.revokeGrants(ctx, inv); err != nil {
 			return ctrl.Result{}, err
 		}
-		if wait := youngestClaimDue(inv, r.Clock.Now()); wait > 0 {
+		if wait := r.youngestClaimDue(inv, r.Clock.Now()); wait > 0 {
 			return ctrl.Result{RequeueAfter: wait}, nil
 		}
 	}
@@ -65,11 +67,15 @@ func (r *InvitationReconciler) finishDeletion(ctx context.Context, inv *invitesv
 	return ctrl.Result{}, client.IgnoreNotFound(r.Patch(ctx, inv, patch))
 }
 
-// youngestClaimDue is how long until every pending claim is older than pendingGrace, or zero.
-func youngestClaimDue(inv *invitesv1alpha1.Invitation, now time.Time) time.Duration {
+// youngestClaimDue is how long until every pending claim is older than pendingGrace, or
+// zero. Only claims a redemption server sealed count: an entry someone wrote into status
+// must not hold a deletion up.
+func (r *InvitationReconciler) youngestClaimDue(inv *invitesv1alpha1.Invitation, now time.Time) time.Duration {
 	var wait time.Duration
 	for _, p := range inv.Status.PendingRedemptions {
-		wait = max(wait, p.ClaimedAt.Add(pendingGrace).Sub(now))
+		if r.Sealer.ClaimSealed(inv, p) {
+			wait = max(wait, p.ClaimedAt.Add(pendingGrace).Sub(now))
+		}
 	}
 	return min(wait, settleAfter)
 }

@@ -1,6 +1,8 @@
 package controllers_test
 
 import (
+	"time"
+
 	"context"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -46,7 +48,7 @@ var _ = Describe("revokeGrants", func() {
 		Expect(k8sClient.Create(ctx, inv)).To(Succeed())
 		inv = eventuallyPhase(ctx, inv, invitesv1alpha1.PhaseActive)
 		for _, user := range []string{"oidc:kim", "oidc:lee"} {
-			_, err := bindings.Ensure(ctx, k8sClient, sealer, inv, user, nil)
+			_, err := bindings.Ensure(ctx, k8sClient, sealer, inv, user, time.Now())
 			Expect(err).NotTo(HaveOccurred())
 		}
 		Expect(grantsOf(ctx, Default, inv)).To(HaveLen(6))
@@ -56,7 +58,7 @@ var _ = Describe("revokeGrants", func() {
 		Eventually(eventReasons(ctx, ns)).Should(ContainElement("GrantsRevoked"))
 
 		By("a redemption that counted its use just before the revocation binds a moment later")
-		_, err := bindings.Ensure(ctx, k8sClient, sealer, inv, "oidc:late", nil)
+		_, err := bindings.Ensure(ctx, k8sClient, sealer, inv, "oidc:late", time.Now())
 		Expect(err).NotTo(HaveOccurred())
 		Eventually(func(g Gomega) { g.Expect(grantsOf(ctx, g, inv)).To(BeEmpty()) }).Should(Succeed())
 	})
@@ -67,7 +69,7 @@ var _ = Describe("revokeGrants", func() {
 		Expect(k8sClient.Create(ctx, inv)).To(Succeed())
 		inv = eventuallyPhase(ctx, inv, invitesv1alpha1.PhaseActive)
 		Expect(inv.Finalizers).To(ContainElement(invitesv1alpha1.RevokeGrantsFinalizer))
-		_, err := bindings.Ensure(ctx, k8sClient, sealer, inv, "oidc:max", nil)
+		_, err := bindings.Ensure(ctx, k8sClient, sealer, inv, "oidc:max", time.Now())
 		Expect(err).NotTo(HaveOccurred())
 
 		Expect(k8sClient.Delete(ctx, inv)).To(Succeed())
@@ -83,7 +85,7 @@ var _ = Describe("revokeGrants", func() {
 		Expect(k8sClient.Create(ctx, inv)).To(Succeed())
 		inv = eventuallyPhase(ctx, inv, invitesv1alpha1.PhaseActive)
 		Expect(inv.Finalizers).NotTo(ContainElement(invitesv1alpha1.RevokeGrantsFinalizer))
-		_, err := bindings.Ensure(ctx, k8sClient, sealer, inv, "oidc:ned", nil)
+		_, err := bindings.Ensure(ctx, k8sClient, sealer, inv, "oidc:ned", time.Now())
 		Expect(err).NotTo(HaveOccurred())
 
 		Expect(k8sClient.Patch(ctx, inv, mergePatch(`{"spec":{"revoked":true}}`))).To(Succeed())

@@ -38,6 +38,10 @@ const (
 	// ExpiresAtAnnotation is when the grant ends (RFC 3339), for invitations with a
 	// grantDuration; the grant expiry controller deletes the binding then.
 	ExpiresAtAnnotation = "invites.rolecall.dev/expires-at"
+	// ClaimedAtAnnotation is when the use this binding holds was claimed (RFC 3339). The
+	// binding is made within moments of that, so a binding created much later is a copy
+	// someone recreated, not the one a redemption made (see MadeByItsRedemption).
+	ClaimedAtAnnotation = "invites.rolecall.dev/claimed-at"
 	// IDPGroupAnnotation names the identity provider group the grant also adds the user to.
 	IDPGroupAnnotation = "invites.rolecall.dev/idp-group"
 	// IDPGroupAddedAnnotation records when the identity provider hook confirmed the
@@ -148,13 +152,16 @@ func Describe(inv *invitesv1alpha1.Invitation, username string) []Made {
 	return made
 }
 
-// Ensure makes every grant's binding for the user, sealed, leaving those that exist, and
-// returns them all. expiresAt, when set, is recorded on each binding for the expiry
-// controller. Only a fresh, checked claim may lead here: Ensure is how grants come about.
-func Ensure(ctx context.Context, c client.Client, sealer *seal.Sealer, inv *invitesv1alpha1.Invitation, username string, expiresAt *time.Time) ([]Made, error) {
+// Ensure makes every grant's binding for the user's use claimed at claimedAt, sealed,
+// leaving those that exist, and returns them all. When the invitation has a grantDuration,
+// the end is recorded on each binding for the expiry controller. Only a fresh, checked
+// claim may lead here: Ensure is how grants come about.
+func Ensure(ctx context.Context, c client.Client, sealer *seal.Sealer, inv *invitesv1alpha1.Invitation, username string, claimedAt time.Time) ([]Made, error) {
 	made := make([]Made, 0, len(inv.Spec.Grants))
+	expiresAt := ExpiresAt(inv, claimedAt)
 	for i, g := range inv.Spec.Grants {
 		obj, m := desired(inv, username, i, g)
+		obj.GetAnnotations()[ClaimedAtAnnotation] = claimedAt.UTC().Format(time.RFC3339)
 		if expiresAt != nil {
 			obj.GetAnnotations()[ExpiresAtAnnotation] = expiresAt.Format(time.RFC3339)
 		}
@@ -254,8 +261,35 @@ func bindingFields(binding client.Object) []string {
 	return []string{
 		kind, binding.GetNamespace(), binding.GetName(), roleRef.Kind, roleRef.Name,
 		binding.GetLabels()[InvitationUIDLabel], a[UsernameAnnotation], a[InvitationAnnotation],
-		a[IDPGroupAnnotation], a[ExpiresAtAnnotation],
+		a[IDPGroupAnnotation], a[ExpiresAtAnnotation], a[ClaimedAtAnnotation],
 	}
+}
+
+// bindWindow bounds how long after its claim a redemption's binding can have been created:
+// the redemption server gives up binding after 15 seconds, and the manager's and the API
+// server's clocks may differ by some seconds.
+const bindWindow = 30 * time.Second
+
+// MadeByItsRedemption says a sealed binding is the very one its redemption created, not a
+// copy someone recreated later from its labels, annotations and seal: the API server sets
+// creationTimestamp, and a redemption creates its bindings right after its claim.
+func MadeByItsRedemption(binding client.Object) bool {
+	claimedAt, err := time.Parse(time.RFC3339, binding.GetAnnotations()[ClaimedAtAnnotation])
+	if err != nil {
+		return false
+	}
+	created := binding.GetCreationTimestamp().Time
+	return !created.Before(claimedAt.Add(-bindWindow)) && !created.After(claimedAt.Add(bindWindow))
+}
+
+// Expired says the binding's sealed grant end has passed.
+func Expired(binding client.Object, now time.Time) bool {
+	raw, ok := binding.GetAnnotations()[ExpiresAtAnnotation]
+	if !ok {
+		return false
+	}
+	end, err := time.Parse(time.RFC3339, raw)
+	return err != nil || !now.Before(end)
 }
 
 // Owner is what a sealed binding says about where it came from.

@@ -105,7 +105,7 @@ func (s *Server) bind(ctx context.Context, inv *invitesv1alpha1.Invitation, user
 	// never gives back a use whose bindings are still being made.
 	bindCtx, cancel := context.WithTimeout(ctx, bindTimeout)
 	defer cancel()
-	_, err := bindings.Ensure(bindCtx, s.Live, s.Sealer, inv, username, bindings.ExpiresAt(inv, claimedAt))
+	_, err := bindings.Ensure(bindCtx, s.Live, s.Sealer, inv, username, claimedAt)
 	if err != nil {
 		undoCtx, cancelUndo := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
 		defer cancelUndo()
