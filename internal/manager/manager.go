@@ -6,11 +6,13 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -184,7 +186,11 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config, parts Parts) error
 		}
 	}
 	if parts.Webhooks {
-		if err := webhook.Setup(mgr, authorizer); err != nil {
+		self, err := whoAmI(ctx, live)
+		if err != nil {
+			return err
+		}
+		if err := webhook.Setup(mgr, authorizer, self); err != nil {
 			return err
 		}
 	}
@@ -192,6 +198,15 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config, parts Parts) error
 		return addControllers(mgr, cfg, authorizer, sealer, live)
 	}
 	return nil
+}
+
+// whoAmI asks the API server which user the manager authenticates as.
+func whoAmI(ctx context.Context, c client.Client) (string, error) {
+	review := &authenticationv1.SelfSubjectReview{}
+	if err := c.Create(ctx, review); err != nil {
+		return "", fmt.Errorf("asking the API server who the manager is: %w", err)
+	}
+	return review.Status.UserInfo.Username, nil
 }
 
 // isAlreadyRegistered: a second manager in the same process (tests run two replicas) finds

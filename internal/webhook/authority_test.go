@@ -17,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
@@ -451,3 +452,25 @@ func (w *warningCollector) all() []string {
 	defer w.mu.Unlock()
 	return append([]string(nil), w.warnings...)
 }
+
+var _ = Describe("The revoke-grants finalizer", func() {
+	It("is taken off by nobody but the manager, so deleting an invitation with revokeGrants always takes its grants", func(ctx SpecContext) {
+		ns := tenantNamespace(ctx, nil)
+		inv := &invitesv1alpha1.Invitation{
+			ObjectMeta: metav1.ObjectMeta{Name: "revocable", Namespace: ns, Finalizers: []string{invitesv1alpha1.RevokeGrantsFinalizer}},
+			Spec: invitesv1alpha1.InvitationSpec{
+				Grants: []invitesv1alpha1.Grant{{ClusterRole: "view"}}, RevokeGrants: true,
+			},
+		}
+		Expect(admin.Create(ctx, inv)).To(Succeed())
+
+		editor := userClient("mallory")
+		strip := client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"finalizers":null}}`))
+		err := editor.Patch(ctx, inv.DeepCopy(), strip)
+		Expect(err).To(MatchError(ContainSubstring("metadata.finalizers: Forbidden")))
+		Expect(err).To(MatchError(ContainSubstring("delete the invitation")))
+
+		By("the manager (here: the administrator the webhooks run as) may")
+		Expect(admin.Patch(ctx, inv.DeepCopy(), strip)).To(Succeed())
+	})
+})

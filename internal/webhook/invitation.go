@@ -36,6 +36,8 @@ type InvitationWebhook struct {
 	Authorizer *policy.Authorizer
 	// Live reads from the API server, not the cache: the per-inviter quota counts through it.
 	Live client.Reader
+	// Self is the manager's own username, the only one that may remove its finalizers.
+	Self string
 
 	quota quota
 }
@@ -144,6 +146,9 @@ func (w *InvitationWebhook) ValidateUpdate(ctx context.Context, oldInv, inv *inv
 	if errs := validateInvitation(oldInv, inv); len(errs) > 0 {
 		return nil, invalid(inv, errs...)
 	}
+	if err := w.keepRevokeFinalizer(ctx, oldInv, inv); err != nil {
+		return nil, err
+	}
 	changed := widenings(oldInv, inv, w.Authorizer.DefaultExpiresAfter)
 	if len(changed) == 0 {
 		return nil, nil
@@ -166,6 +171,26 @@ func (w *InvitationWebhook) ValidateUpdate(ctx context.Context, oldInv, inv *inv
 		_, err = w.authorize(ctx, inv, *inv.Spec.Inviter, adm, true)
 	}
 	return nil, err
+}
+
+// keepRevokeFinalizer refuses anyone but the manager the removal of the revoke-grants
+// finalizer: without it, deleting an invitation with revokeGrants would leave its grants
+// behind, which is turning revokeGrants off without asking. The manager removes it once the
+// grants are gone.
+func (w *InvitationWebhook) keepRevokeFinalizer(ctx context.Context, oldInv, inv *invitesv1alpha1.Invitation) error {
+	const f = invitesv1alpha1.RevokeGrantsFinalizer
+	if !slices.Contains(oldInv.Finalizers, f) || slices.Contains(inv.Finalizers, f) {
+		return nil
+	}
+	requester, err := requesterFrom(ctx)
+	if err != nil {
+		return err
+	}
+	if w.Self != "" && requester.Username == w.Self {
+		return nil
+	}
+	return invalid(inv, field.Forbidden(field.NewPath("metadata", "finalizers"),
+		f+" is removed by rolecall once the grants this invitation made are revoked; delete the invitation and it goes by itself"))
 }
 
 // tokenIssuedAt is when the token an update leaves in force was or will be issued, for

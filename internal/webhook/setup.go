@@ -13,9 +13,10 @@ import (
 // recorded (see the kubebuilder:webhook marker in invitation.go).
 const InviterStampPath = "/mutate-invites-rolecall-dev-v1alpha1-invitation"
 
-// Setup registers both webhooks with the manager's webhook server.
-func Setup(mgr ctrl.Manager, authorizer *policy.Authorizer) error {
-	invitations := &InvitationWebhook{Authorizer: authorizer, Live: mgr.GetAPIReader()}
+// Setup registers both webhooks with the manager's webhook server. self is the manager's
+// own username: only the manager may take its finalizers off an invitation.
+func Setup(mgr ctrl.Manager, authorizer *policy.Authorizer, self string) error {
+	invitations := &InvitationWebhook{Authorizer: authorizer, Live: mgr.GetAPIReader(), Self: self}
 	mgr.GetWebhookServer().Register(InviterStampPath, &webhook.Admission{Handler: &InviterStamp{}})
 	err := builder.WebhookManagedBy(mgr, &invitesv1alpha1.Invitation{}).
 		WithValidator(invitations).
