@@ -136,10 +136,9 @@ var _ = Describe("Attacks on rolecall's authority", Ordered, ContinueOnFailure, 
 			Expect(idp.calls("user", person.username)).To(HaveLen(1), "one membership, added once")
 		})
 
-		// docs/security.md accepts this ("the identity-provider hook adds the person again
-		// only while the invitation that made it exists and is not revoked"); it contradicts
-		// "a removed grant comes back only through a new, fully checked claim".
-		It("does not add a person back to the group when a namespace admin recreates their sealed binding after an administrator deleted it", Pending, func(ctx SpecContext) {
+		// A redemption creates its bindings within moments of its claim (which the seal
+		// covers); the API server stamps creationTimestamp, so a copy made later is known.
+		It("does not add a person back to the group when a namespace admin recreates their sealed binding after an administrator deleted it", func(ctx SpecContext) {
 			ns := c.namespaceWithRole(ctx, "atk-restore")
 			inv, tok := c.offer(ctx, ns, "oncall", invitesv1alpha1.InvitationSpec{MaxUses: 3,
 				Grants: []invitesv1alpha1.Grant{{Role: "pod-reader", IDPGroup: "oncall"}}})
@@ -160,12 +159,81 @@ var _ = Describe("Attacks on rolecall's authority", Ordered, ContinueOnFailure, 
 
 			Expect(idp.actions(person.username, "add")).To(HaveLen(1))
 
-			By("a namespace admin recreates the very binding rolecall made, seal and all")
+			By("a namespace admin recreates the very binding rolecall made, seal and all, once the moments after the claim are over")
+			claimedAt, err := time.Parse(time.RFC3339, sealed.Annotations[bindings.ClaimedAtAnnotation])
+			Expect(err).NotTo(HaveOccurred())
+			time.Sleep(time.Until(claimedAt.Add(31 * time.Second)))
 			Expect(c.namespaceAdmin(ctx, ns, "mallory").Create(ctx, copyBinding(sealed))).To(Succeed())
 			Consistently(func() []map[string]any { return idp.actions(person.username, "add") }).
 				WithTimeout(5*time.Second).Should(HaveLen(1), "the identity provider membership came back without a new claim")
 		})
 
+		It("does not add a person back to the group when a namespace admin recreates a sealed binding whose grantDuration is over", func(ctx SpecContext) {
+			ns := c.namespaceWithRole(ctx, "atk-expired")
+			inv, tok := c.offer(ctx, ns, "oncall", invitesv1alpha1.InvitationSpec{MaxUses: 3, GrantDuration: &metav1.Duration{Duration: 4 * time.Second},
+				Grants: []invitesv1alpha1.Grant{{Role: "pod-reader", IDPGroup: "oncall"}}})
+			person := c.redeemers(ctx, ns, 1)[0]
+			Expect(redeemVia(ctx, m, nextClient(), person.credential, tok)).To(Equal(http.StatusCreated))
+			Eventually(func() string {
+				return c.bindingOf(ctx, inv, person.username).Annotations[bindings.IDPGroupAddedAnnotation]
+			}).ShouldNot(BeEmpty())
+			sealed := c.bindingOf(ctx, inv, person.username)
+			Eventually(func() []map[string]any { return idp.actions(person.username, "remove") }).Should(HaveLen(1), "the grant expired")
+			Expect(idp.actions(person.username, "add")).To(HaveLen(1))
+
+			Expect(c.namespaceAdmin(ctx, ns, "mallory").Create(ctx, copyBinding(sealed))).To(Succeed())
+			Consistently(func() []map[string]any { return idp.actions(person.username, "add") }).
+				WithTimeout(5*time.Second).Should(HaveLen(1), "an expired grant's membership was added again")
+		})
+
+		It("still removes the membership when a namespace admin strips the binding's finalizer before deleting it", func(ctx SpecContext) {
+			ns := c.namespaceWithRole(ctx, "atk-finalizer")
+			inv, tok := c.offer(ctx, ns, "oncall", invitesv1alpha1.InvitationSpec{MaxUses: 3,
+				Grants: []invitesv1alpha1.Grant{{Role: "pod-reader", IDPGroup: "oncall"}}})
+			person := c.redeemers(ctx, ns, 1)[0]
+			Expect(redeemVia(ctx, m, nextClient(), person.credential, tok)).To(Equal(http.StatusCreated))
+			Eventually(func() string {
+				return c.bindingOf(ctx, inv, person.username).Annotations[bindings.IDPGroupAddedAnnotation]
+			}).ShouldNot(BeEmpty())
+			binding := c.bindingOf(ctx, inv, person.username)
+
+			mallory := c.namespaceAdmin(ctx, ns, "mallory")
+			patch := client.MergeFrom(binding.DeepCopy())
+			binding.Finalizers = nil
+			Expect(mallory.Patch(ctx, binding, patch)).To(Succeed())
+			Expect(mallory.Delete(ctx, binding)).To(Succeed())
+			Eventually(func() []map[string]any { return idp.actions(person.username, "remove") }).WithTimeout(15*time.Second).
+				Should(HaveLen(1), "the grant is gone from Kubernetes but the person stays in the identity provider group")
+		})
+
+		It("still removes the membership when a namespace admin strips the added-at annotation (and the subjects) before deleting the binding", func(ctx SpecContext) {
+			ns := c.namespaceWithRole(ctx, "atk-addedat")
+			inv, tok := c.offer(ctx, ns, "oncall", invitesv1alpha1.InvitationSpec{MaxUses: 3,
+				Grants: []invitesv1alpha1.Grant{{Role: "pod-reader", IDPGroup: "oncall"}}})
+			person := c.redeemers(ctx, ns, 1)[0]
+			Expect(redeemVia(ctx, m, nextClient(), person.credential, tok)).To(Equal(http.StatusCreated))
+			Eventually(func() string {
+				return c.bindingOf(ctx, inv, person.username).Annotations[bindings.IDPGroupAddedAnnotation]
+			}).ShouldNot(BeEmpty())
+			binding := c.bindingOf(ctx, inv, person.username)
+
+			mallory := c.namespaceAdmin(ctx, ns, "mallory")
+			patch := client.MergeFrom(binding.DeepCopy())
+			delete(binding.Annotations, bindings.IDPGroupAddedAnnotation)
+			// Without subjects the binding no longer "binds only the user", so the controller
+			// does not add the membership again when it sees the record gone.
+			binding.Subjects = nil
+			Expect(mallory.Patch(ctx, binding, patch)).To(Succeed())
+			Consistently(func() []map[string]any { return idp.actions(person.username, "add") }).WithTimeout(2 * time.Second).Should(HaveLen(1))
+			Expect(mallory.Delete(ctx, binding)).To(Succeed())
+			Eventually(func() bool {
+				return apierrors.IsNotFound(c.admin.Get(ctx, client.ObjectKeyFromObject(binding), &rbacv1.RoleBinding{}))
+			}).Should(BeTrue())
+			Eventually(func() any {
+				all := idp.calls("user", person.username)
+				return all[len(all)-1]["action"]
+			}).WithTimeout(15*time.Second).Should(Equal("remove"), "the binding is gone, the membership stays")
+		})
 	})
 
 	Context("what admission authorizes", func() {
@@ -615,6 +683,29 @@ var _ = Describe("Attacks on rolecall's authority", Ordered, ContinueOnFailure, 
 			Consistently(func() map[string]int { return c.holders(ctx, inv) }).WithTimeout(3*time.Second).
 				ShouldNot(HaveKey(p.username), "the deleted grant came back")
 			Expect(c.latest(ctx, inv).Status.Uses).To(BeEquivalentTo(2))
+		})
+
+		It("still takes the grants away when someone who may edit and delete invitations strips the revoke-grants finalizer first", func(ctx SpecContext) {
+			ns := c.namespaceWithRole(ctx, "atk-revokefin")
+			inv, tok := c.offer(ctx, ns, "welcome", invitesv1alpha1.InvitationSpec{MaxUses: 3, RevokeGrants: true, Grants: []invitesv1alpha1.Grant{{Role: "pod-reader"}}})
+			Eventually(func() []string { return c.latest(ctx, inv).Finalizers }).Should(ContainElement(invitesv1alpha1.RevokeGrantsFinalizer))
+			person := c.redeemers(ctx, ns, 1)[0]
+			Expect(redeemVia(ctx, m, nextClient(), person.credential, tok)).To(Equal(http.StatusCreated))
+			Expect(c.holders(ctx, inv)).To(HaveKey(person.username))
+
+			c.allow(ctx, ns, "editor", rbacv1.PolicyRule{APIGroups: []string{invitesv1alpha1.GroupVersion.Group}, Resources: []string{"invitations"}, Verbs: []string{"get", "patch", "delete"}})
+			editor := c.as("editor")
+			latest := c.latest(ctx, inv)
+			patch := client.MergeFrom(latest.DeepCopy())
+			latest.Finalizers = nil
+			Expect(editor.Patch(ctx, latest, patch)).To(MatchError(ContainSubstring("metadata.finalizers: Forbidden")),
+				"RBAC lets the editor patch; admission keeps the finalizer, which only the manager removes")
+			Expect(editor.Delete(ctx, latest)).To(Succeed())
+			Eventually(func() bool {
+				return apierrors.IsNotFound(c.admin.Get(ctx, client.ObjectKeyFromObject(inv), &invitesv1alpha1.Invitation{}))
+			}).Should(BeTrue())
+			Eventually(func() map[string]int { return c.holders(ctx, inv) }).WithTimeout(15*time.Second).
+				ShouldNot(HaveKey(person.username), "the invitation said its grants go with it, and they stayed")
 		})
 
 		It("adopts no binding squatting the name rolecall would use, and answers 409 with the use given back (namespace admin)", func(ctx SpecContext) {
