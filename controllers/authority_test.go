@@ -305,3 +305,31 @@ var _ = Describe("Identity provider memberships, against someone who may edit bi
 			Should(HaveLen(2), "the add and the remove, and no second add")
 	})
 })
+
+var _ = Describe("A token's life", func() {
+	It("is not restarted by wiping status: the invitation waits for a resend, which starts a new one", func(ctx SpecContext) {
+		ns := newNamespace(ctx)
+		inv := newInvitation(ns, "wiped")
+		Expect(k8sClient.Create(ctx, inv)).To(Succeed())
+		inv = eventuallyPhase(ctx, inv, invitesv1alpha1.PhaseActive)
+		fakeClock.Step(10 * time.Minute)
+
+		writer := statusWriter(ctx, ns, "mallory")
+		Eventually(func() error {
+			latest := getInvitation(ctx, Default, inv)
+			patch := client.MergeFrom(latest.DeepCopy())
+			latest.Status.TokenID, latest.Status.TokenHash, latest.Status.TokenSeal = "", "", ""
+			latest.Status.IssuedAt, latest.Status.ExpiresAt = nil, nil
+			return writer.Status().Patch(ctx, latest, patch)
+		}).Should(Succeed())
+		blocked := eventuallyPhase(ctx, inv, invitesv1alpha1.PhasePending)
+		Expect(readyCondition(blocked).Reason).To(Equal(invitesv1alpha1.InvitationStatusEditedReason))
+		Expect(blocked.Status.TokenID).To(BeEmpty())
+
+		By("an authorized resend issues a new token, whose life starts now")
+		Expect(k8sClient.Patch(ctx, inv, mergePatch(`{"metadata":{"annotations":{"`+invitesv1alpha1.ResendAnnotation+`":"after-wipe"}}}`))).To(Succeed())
+		active := eventuallyPhase(ctx, inv, invitesv1alpha1.PhaseActive)
+		Expect(active.Status.TokenID).NotTo(BeEmpty())
+		Expect(active.Status.ExpiresAt.Time).To(BeTemporally("==", fakeClock.Now().Truncate(time.Second).Add(time.Hour)))
+	})
+})

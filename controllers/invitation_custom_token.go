@@ -28,7 +28,7 @@ func (r *InvitationReconciler) planCustomToken(ctx context.Context, inv *invites
 	if reason != "" {
 		// The source went away or became unusable: the copied token must stop working too.
 		setTokenNotIssued(inv, reason, message)
-		forgetToken(inv)
+		r.forgetToken(inv, &plan)
 		plan.withdraw = true
 		return plan, nil
 	}
@@ -44,8 +44,13 @@ func (r *InvitationReconciler) planCustomToken(ctx context.Context, inv *invites
 	if err != nil {
 		return plan, err
 	}
+	at, ok := r.issueAt(inv, secret)
+	if !ok {
+		block(inv, &plan)
+		return plan, nil
+	}
 	plan.issue, plan.trusted = &token.Token{Kind: token.Custom, ID: id, Value: value}, true
-	r.recordIssued(inv, *plan.issue, r.issuedAt(inv, sealed))
+	r.recordIssued(inv, *plan.issue, at)
 	setTokenIssued(inv, invitesv1alpha1.InvitationCustomTokenReadReason, source)
 	return plan, nil
 }

@@ -135,12 +135,17 @@ func (r *InvitationReconciler) planGeneratedToken(inv *invitesv1alpha1.Invitatio
 		setTokenIssued(inv, tokenIssuedReason(inv), "the token is in Secret "+secret.Name)
 		return plan, nil
 	}
+	at, ok := r.issueAt(inv, secret)
+	if !ok {
+		block(inv, &plan)
+		return plan, nil
+	}
 	t, err := generate(inv.Spec.TokenType)
 	if err != nil {
 		return plan, err
 	}
 	plan.issue, plan.rotated, plan.trusted = &t, secret != nil, true
-	r.recordIssued(inv, t, r.issuedAt(inv, sealed))
+	r.recordIssued(inv, t, at)
 	reason := invitesv1alpha1.InvitationTokenGeneratedReason
 	if plan.rotated {
 		reason = invitesv1alpha1.InvitationTokenRotatedReason
@@ -154,17 +159,6 @@ func (r *InvitationReconciler) planGeneratedToken(inv *invitesv1alpha1.Invitatio
 func (r *InvitationReconciler) secretHoldsToken(secret *corev1.Secret, inv *invitesv1alpha1.Invitation) bool {
 	return secret != nil && matchesStatus(secret, inv) &&
 		r.Sealer.TokenHash(string(secret.Data[invitesv1alpha1.TokenSecretKey])) == inv.Status.TokenHash
-}
-
-// issuedAt is when a token issued now counts as issued: now, unless it only replaces the
-// sealed token in a Secret that lost or changed it. Then it keeps the sealed issuedAt, so
-// deleting or editing a token Secret can never extend an invitation's life; only an
-// authorized change of spec or of the resend annotation does.
-func (r *InvitationReconciler) issuedAt(inv *invitesv1alpha1.Invitation, sealed bool) time.Time {
-	if sealed && inv.Status.IssuedAt != nil {
-		return inv.Status.IssuedAt.Time
-	}
-	return r.Clock.Now()
 }
 
 // tokenIssuedReason keeps the reason of the last issuance while the token stays the same.
@@ -196,16 +190,22 @@ func (r *InvitationReconciler) recordIssued(inv *invitesv1alpha1.Invitation, t t
 	restartDelivery(inv)
 }
 
-// forgetToken clears every fact about a token that no longer works.
-func forgetToken(inv *invitesv1alpha1.Invitation) {
-	inv.Status.TokenID, inv.Status.TokenHash, inv.Status.TokenSeal = "", "", ""
-	inv.Status.TokenSecretRef, inv.Status.IssuedAt = nil, nil
+// forgetToken clears the facts of a token that no longer works. When to the token had a
+// life that rolecall sealed, its start stays, sealed again, so that a token issued later
+// (a Custom token Secret that comes back) continues that life rather than starting anew.
+func (r *InvitationReconciler) forgetToken(inv *invitesv1alpha1.Invitation, plan *tokenPlan) {
+	own := r.Sealer.RecordSealedUnder(inv, inv.Annotations[invitesv1alpha1.ResendAnnotation]) && inv.Status.IssuedAt != nil
+	inv.Status.TokenID, inv.Status.TokenHash, inv.Status.TokenSecretRef = "", "", nil
+	if !own {
+		inv.Status.TokenSeal, inv.Status.IssuedAt = "", nil
+	}
+	plan.trusted = own
 }
 
-// sealToken signs status's token facts once this pass has derived them, when they are
-// rolecall's own; facts someone else wrote stay unsealed, and the token does not redeem.
+// sealToken signs status's token record once this pass has derived it, when it is
+// rolecall's own; a record someone else wrote stays unsealed, and its token does not redeem.
 func (r *InvitationReconciler) sealToken(inv *invitesv1alpha1.Invitation, plan tokenPlan) {
-	if plan.trusted && inv.Status.TokenHash != "" {
+	if plan.trusted {
 		r.Sealer.SealToken(inv)
 	}
 }

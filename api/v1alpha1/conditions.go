@@ -38,6 +38,9 @@ const (
 	InvitationCustomTokenMissingReason = "CustomTokenMissing"
 	// InvitationCustomTokenUnlabeledReason: the Custom token's Secret lacks the token label.
 	InvitationCustomTokenUnlabeledReason = "CustomTokenUnlabeled"
+	// InvitationStatusEditedReason: status's token record was changed by someone other than
+	// rolecall; no token works until a resend.
+	InvitationStatusEditedReason = "StatusEdited"
 	// InvitationCustomTokenInUseReason: another invitation already holds the Custom token.
 	InvitationCustomTokenInUseReason = "CustomTokenInUse"
 	// InvitationCustomTokenWeakReason: the Custom token is too easy to guess.

@@ -38,27 +38,35 @@ func (s *Sealer) TokenHash(token string) string {
 	return s.Sum(purposeTokenHash, token)
 }
 
-// SealToken signs the invitation's current token facts into status.tokenSeal. The
-// controller calls it only for facts it produced itself: a token it just issued, or facts
-// whose seal it verified before changing what spec derives from them (expiresAt).
+// SealToken signs the invitation's token record into status.tokenSeal, under its current
+// resend annotation: the token's facts, or, with no token, what is left of its life
+// (issuedAt). The controller calls it only for a record it produced itself: a token it just
+// issued, or a record whose seal it verified before changing what spec derives from it.
 func (s *Sealer) SealToken(inv *invitesv1alpha1.Invitation) {
-	inv.Status.TokenSeal = s.Sum(purposeToken, tokenFields(inv)...)
+	inv.Status.TokenSeal = s.Sum(purposeToken, tokenFields(inv, inv.Annotations[invitesv1alpha1.ResendAnnotation])...)
 }
 
-// TokenSealed says the invitation's token facts are the ones rolecall sealed. The seal
+// TokenSealed says the invitation's current token is the one rolecall sealed. The seal
 // covers the invitation's UID, so facts copied from another invitation fail; its expiry,
 // so a status edit cannot extend it; and the resend annotation, so a token stops working
 // the moment a resend is asked for, and an old token restored with an old status does not
 // come back after one.
 func (s *Sealer) TokenSealed(inv *invitesv1alpha1.Invitation) bool {
-	return inv.Status.TokenHash != "" && s.Verify(inv.Status.TokenSeal, purposeToken, tokenFields(inv)...)
+	return inv.Status.TokenHash != "" && s.RecordSealedUnder(inv, inv.Annotations[invitesv1alpha1.ResendAnnotation])
 }
 
-func tokenFields(inv *invitesv1alpha1.Invitation) []string {
+// RecordSealedUnder says the token record in status is one rolecall sealed while the resend
+// annotation had the given value. With the annotation's current value, the record is the
+// invitation's own; with the value before a resend, it proves that resend changed the
+// annotation since rolecall last issued, and so that a new life may start.
+func (s *Sealer) RecordSealedUnder(inv *invitesv1alpha1.Invitation, resend string) bool {
+	return s.Verify(inv.Status.TokenSeal, purposeToken, tokenFields(inv, resend)...)
+}
+
+func tokenFields(inv *invitesv1alpha1.Invitation, resend string) []string {
 	return []string{
 		string(inv.UID), inv.Status.TokenID, inv.Status.TokenHash,
-		timeField(inv.Status.IssuedAt), timeField(inv.Status.ExpiresAt),
-		inv.Annotations[invitesv1alpha1.ResendAnnotation],
+		timeField(inv.Status.IssuedAt), timeField(inv.Status.ExpiresAt), resend,
 	}
 }
 
