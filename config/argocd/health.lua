@@ -36,7 +36,7 @@ local function messageOf(c)
 end
 
 -- TokenIssued reasons of a Pending invitation that waiting will not fix.
-local stuck = {CustomTokenWeak = true, CustomTokenUnlabeled = true, SecretConflict = true}
+local stuck = {CustomTokenWeak = true, CustomTokenUnlabeled = true, CustomTokenInUse = true, SecretConflict = true, StatusEdited = true}
 -- Delivered reasons that mean the invited person will not get the link without help.
 local undelivered = {DeliveryFailed = true, DeliveryNotConfigured = true}
 
