@@ -333,3 +333,25 @@ var _ = Describe("A token's life", func() {
 		Expect(active.Status.ExpiresAt.Time).To(BeTemporally("==", fakeClock.Now().Truncate(time.Second).Add(time.Hour)))
 	})
 })
+
+var _ = Describe("An invitation in a namespace being deleted", func() {
+	It("gets no new token when its token Secret goes: nothing churns while the namespace goes", func(ctx SpecContext) {
+		ns := newNamespace(ctx)
+		inv := newInvitation(ns, "leaving")
+		Expect(k8sClient.Create(ctx, inv)).To(Succeed())
+		inv = eventuallyPhase(ctx, inv, invitesv1alpha1.PhaseActive)
+		secret := issuedSecret(ctx, inv)
+
+		// envtest runs no namespace controller: the namespace stays Terminating, as it does
+		// while a real one deletes what it holds.
+		Expect(k8sClient.Delete(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})).To(Succeed())
+		Eventually(func(g Gomega) corev1.NamespacePhase {
+			got := &corev1.Namespace{}
+			g.Expect(k8sClient.Get(ctx, client.ObjectKey{Name: ns}, got)).To(Succeed())
+			return got.Status.Phase
+		}).Should(Equal(corev1.NamespaceTerminating))
+		Expect(k8sClient.Delete(ctx, secret)).To(Succeed())
+		Consistently(func(g Gomega) string { return getInvitation(ctx, g, inv).Status.TokenID }).
+			WithTimeout(2 * time.Second).Should(Equal(inv.Status.TokenID))
+	})
+})

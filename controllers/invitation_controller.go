@@ -3,6 +3,7 @@ package controllers
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -65,6 +66,7 @@ type InvitationReconciler struct {
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=invites.rolecall.dev,resources=rolegrantpolicies,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
 
 // Reconcile brings one Invitation's token and status up to date.
 func (r *InvitationReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
@@ -77,6 +79,11 @@ func (r *InvitationReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	}
 	if changed, err := r.keepFinalizer(ctx, inv); changed || err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if terminating, err := r.namespaceTerminating(ctx, inv.Namespace); terminating || err != nil {
+		// The namespace is going, invitation and token Secret with it: issuing a token
+		// whose Secret cannot be created would only wake this controller again and again.
+		return ctrl.Result{}, err
 	}
 
 	before := inv.DeepCopy()
@@ -105,10 +112,11 @@ func (r *InvitationReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		// A conflict means this pass worked from a stale copy and wrote nothing, not even
 		// the token. The newer version's own watch event brings this invitation back with
 		// fresh data; that is routine while redemptions write status, not an error.
-		if apierrors.IsConflict(err) {
+		// Not found: the invitation went meanwhile; there is nothing left to write.
+		if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
 			return ctrl.Result{}, nil
 		}
-		return ctrl.Result{}, err
+		return ctrl.Result{}, fmt.Errorf("writing status: %w", err)
 	}
 	if err := r.applyToken(ctx, inv, plan); err != nil {
 		return ctrl.Result{}, err
@@ -120,6 +128,15 @@ func (r *InvitationReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	}
 	r.recordTransition(before, inv)
 	return soonest(scheduleExpiry(inv, now), pendingDue), nil
+}
+
+// namespaceTerminating says the invitation's namespace is being deleted.
+func (r *InvitationReconciler) namespaceTerminating(ctx context.Context, name string) (bool, error) {
+	ns := &corev1.Namespace{}
+	if err := r.Get(ctx, client.ObjectKey{Name: name}, ns); err != nil {
+		return false, client.IgnoreNotFound(err)
+	}
+	return ns.Status.Phase == corev1.NamespaceTerminating || !ns.DeletionTimestamp.IsZero(), nil
 }
 
 // soonest wakes the reconciler for whichever comes first: expiry or a pending claim.
