@@ -256,8 +256,9 @@ func (c *cluster) holders(ctx context.Context, inv *invitesv1alpha1.Invitation) 
 	return held
 }
 
-// unanswered: no final answer yet. No answer at all, the server unavailable, or a claim of
-// the person's still pending (409 in_progress) all mean "try again".
+// unanswered: no final answer yet. No answer at all, the server unavailable, a claim of the
+// person's still pending (409 in_progress), or too many retries from the one address every
+// test client shares (429, whose Retry-After a client waits out) all mean "try again".
 func unanswered(status int) bool {
-	return status == 0 || status == http.StatusConflict || status >= 500
+	return status == 0 || status == http.StatusConflict || status == http.StatusTooManyRequests || status >= 500
 }
