@@ -14,7 +14,7 @@ import (
 
 	invitesv1alpha1 "github.com/rolecall/rolecall/api/v1alpha1"
 	"github.com/rolecall/rolecall/internal/bindings"
-	"github.com/rolecall/rolecall/internal/testenv"
+	"github.com/rolecall/rolecall/internal/testing/testenv"
 )
 
 // namespaceAdmin returns a client for a user who may manage RoleBindings and Secrets in the

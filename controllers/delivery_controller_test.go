@@ -21,8 +21,8 @@ import (
 	invitesv1alpha1 "github.com/rolecall/rolecall/api/v1alpha1"
 	"github.com/rolecall/rolecall/controllers"
 	"github.com/rolecall/rolecall/internal/delivery"
-	"github.com/rolecall/rolecall/internal/mailpit"
-	"github.com/rolecall/rolecall/internal/testenv"
+	"github.com/rolecall/rolecall/internal/testing/mailpit"
+	"github.com/rolecall/rolecall/internal/testing/testenv"
 )
 
 // mailsTo reads every message mailpit received for the address, oldest first.

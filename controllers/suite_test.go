@@ -24,9 +24,9 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/rolecall/rolecall/internal/delivery"
-	"github.com/rolecall/rolecall/internal/mailpit"
 	"github.com/rolecall/rolecall/internal/manager"
 	"github.com/rolecall/rolecall/internal/seal"
+	"github.com/rolecall/rolecall/internal/testing/mailpit"
 )
 
 const publicURL = "https://invite.example.test"

@@ -1,4 +1,4 @@
-// Command dev-idp runs the development OpenID provider (internal/devidp) on its own, with
+// Command dev-idp runs the development OpenID provider (internal/testing/devidp) on its own, with
 // the demo users and one client, and stops on Ctrl-C. Point kube-apiserver's
 // AuthenticationConfiguration at the issuer it prints, with the CA file as
 // certificateAuthority.
@@ -14,7 +14,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/rolecall/rolecall/internal/devidp"
+	"github.com/rolecall/rolecall/internal/testing/devidp"
 )
 
 func main() {

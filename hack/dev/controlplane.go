@@ -12,7 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/rolecall/rolecall/internal/manager"
-	"github.com/rolecall/rolecall/internal/testenv"
+	"github.com/rolecall/rolecall/internal/testing/testenv"
 )
 
 type controlPlane struct {

@@ -6,9 +6,9 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/rolecall/rolecall/internal/devidp"
-	"github.com/rolecall/rolecall/internal/oidcconfig"
 	"github.com/rolecall/rolecall/internal/redeem"
+	"github.com/rolecall/rolecall/internal/testing/devidp"
+	"github.com/rolecall/rolecall/internal/testing/oidcconfig"
 )
 
 // devClientID is the OAuth client of the landing page, and the audience kube-apiserver

@@ -6,7 +6,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/rolecall/rolecall/internal/mailpit"
+	"github.com/rolecall/rolecall/internal/testing/mailpit"
 )
 
 // startMailpit runs mailpit on loopback, its database and log under bin/dev/mailpit.

@@ -15,7 +15,7 @@ import (
 	"time"
 
 	invitesv1alpha1 "github.com/rolecall/rolecall/api/v1alpha1"
-	"github.com/rolecall/rolecall/internal/testenv"
+	"github.com/rolecall/rolecall/internal/testing/testenv"
 )
 
 const devDir = "bin/dev"

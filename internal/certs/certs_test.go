@@ -18,7 +18,7 @@ import (
 
 	"github.com/rolecall/rolecall/internal/certs"
 	"github.com/rolecall/rolecall/internal/manager"
-	"github.com/rolecall/rolecall/internal/testenv"
+	"github.com/rolecall/rolecall/internal/testing/testenv"
 )
 
 var (

@@ -24,7 +24,7 @@ import (
 
 	invitesv1alpha1 "github.com/rolecall/rolecall/api/v1alpha1"
 	"github.com/rolecall/rolecall/internal/certs"
-	"github.com/rolecall/rolecall/internal/testenv"
+	"github.com/rolecall/rolecall/internal/testing/testenv"
 )
 
 // forgedReview is what the attacker sent with curl: an AdmissionReview asking the

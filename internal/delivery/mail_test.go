@@ -17,7 +17,7 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/rolecall/rolecall/internal/delivery"
-	"github.com/rolecall/rolecall/internal/mailpit"
+	"github.com/rolecall/rolecall/internal/testing/mailpit"
 )
 
 var invite = delivery.Invite{

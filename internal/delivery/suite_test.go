@@ -8,7 +8,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
-	"github.com/rolecall/rolecall/internal/mailpit"
+	"github.com/rolecall/rolecall/internal/testing/mailpit"
 )
 
 func TestDelivery(t *testing.T) {

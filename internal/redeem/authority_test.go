@@ -14,7 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	invitesv1alpha1 "github.com/rolecall/rolecall/api/v1alpha1"
-	"github.com/rolecall/rolecall/internal/testenv"
+	"github.com/rolecall/rolecall/internal/testing/testenv"
 )
 
 // actingAs returns a client for a user who holds exactly these rights in the namespace,

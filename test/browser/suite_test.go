@@ -26,11 +26,11 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
-	"github.com/rolecall/rolecall/internal/devidp"
 	"github.com/rolecall/rolecall/internal/identity"
 	"github.com/rolecall/rolecall/internal/manager"
-	"github.com/rolecall/rolecall/internal/oidcconfig"
 	"github.com/rolecall/rolecall/internal/redeem"
+	"github.com/rolecall/rolecall/internal/testing/devidp"
+	"github.com/rolecall/rolecall/internal/testing/oidcconfig"
 )
 
 const clientID = "rolecall"

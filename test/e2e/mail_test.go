@@ -15,7 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	invitesv1alpha1 "github.com/rolecall/rolecall/api/v1alpha1"
-	"github.com/rolecall/rolecall/internal/mailpit"
+	"github.com/rolecall/rolecall/internal/testing/mailpit"
 )
 
 var _ = Describe("The manager binary delivering invitations by mail", Ordered, func() {

@@ -31,9 +31,9 @@ import (
 
 	"github.com/rolecall/rolecall/internal/certs"
 	"github.com/rolecall/rolecall/internal/delivery"
-	"github.com/rolecall/rolecall/internal/mailpit"
 	"github.com/rolecall/rolecall/internal/manager"
-	"github.com/rolecall/rolecall/internal/testenv"
+	"github.com/rolecall/rolecall/internal/testing/mailpit"
+	"github.com/rolecall/rolecall/internal/testing/testenv"
 )
 
 // repoRoot is where config/ is, seen from this package.

@@ -40,7 +40,7 @@ type Env struct {
 // repoRoot finds the repository from this file's location, so any package can use it.
 func repoRoot() string {
 	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..")
+	return filepath.Join(filepath.Dir(file), "..", "..", "..")
 }
 
 // StartWithWebhooks starts the control plane and a manager running only the webhooks.

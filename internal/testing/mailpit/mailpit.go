@@ -111,7 +111,7 @@ func binaryPath(explicit string) (string, error) {
 
 func repoRoot() string {
 	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..")
+	return filepath.Join(filepath.Dir(file), "..", "..", "..")
 }
 
 func orFreePort(addr string) string {

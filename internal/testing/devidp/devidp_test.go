@@ -16,8 +16,8 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
-	"github.com/rolecall/rolecall/internal/devidp"
 	"github.com/rolecall/rolecall/internal/identity"
+	"github.com/rolecall/rolecall/internal/testing/devidp"
 )
 
 const (
