@@ -2,11 +2,11 @@ package controllers
 
 import (
 	"context"
+	"strings"
 
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/validation/field"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -40,21 +40,27 @@ func (r *RoleGrantPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	return ctrl.Result{}, r.Status().Patch(ctx, rgp, client.MergeFrom(before))
 }
 
-// readiness is the Ready condition for a policy: True, or False naming the first problem.
+// readiness is the Ready condition for a policy, from the same compilation that evaluation
+// uses: True, or False with every reason the policy allows nothing, so the condition never
+// says Ready for a policy that evaluation would refuse as unusable.
 func readiness(rgp *invitesv1alpha1.RoleGrantPolicy) metav1.Condition {
 	cond := metav1.Condition{
 		Type: invitesv1alpha1.PolicyReadyCondition, Status: metav1.ConditionTrue,
-		Reason: invitesv1alpha1.PolicyCompiledReason, Message: "the policy's selector and rules can be used",
+		Reason: invitesv1alpha1.PolicyCompiledReason, Message: "the policy's selector, rules and limits can be used",
 		ObservedGeneration: rgp.Generation,
 	}
-	if _, err := metav1.LabelSelectorAsSelector(rgp.Spec.NamespaceSelector); err != nil {
-		cond.Status, cond.Reason = metav1.ConditionFalse, invitesv1alpha1.PolicyInvalidSelectorReason
-		cond.Message = "spec.namespaceSelector: " + err.Error()
+	errs := policy.Compile(rgp).Errors
+	if len(errs) == 0 {
 		return cond
 	}
-	if _, errs := policy.CompileRules(rgp.Spec.Rules, field.NewPath("spec", "rules")); len(errs) > 0 {
-		cond.Status, cond.Reason = metav1.ConditionFalse, invitesv1alpha1.PolicyInvalidRuleReason
-		cond.Message = errs.ToAggregate().Error()
+	cond.Status, cond.Message = metav1.ConditionFalse, errs.ToAggregate().Error()
+	switch first := errs[0].Field; {
+	case strings.HasPrefix(first, "spec.namespaceSelector"):
+		cond.Reason = invitesv1alpha1.PolicyInvalidSelectorReason
+	case strings.HasPrefix(first, "spec.rules"):
+		cond.Reason = invitesv1alpha1.PolicyInvalidRuleReason
+	default:
+		cond.Reason = invitesv1alpha1.PolicyInvalidReason
 	}
 	return cond
 }

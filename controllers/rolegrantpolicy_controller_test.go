@@ -65,6 +65,17 @@ var _ = Describe("RoleGrantPolicy controller", func() {
 		Entry("not a bool", "invitation.spec.maxUses + 1 == 2 ? 'yes' : 'no'", "must return a bool"),
 	)
 
+	It("reports limits that contradict each other, which evaluation refuses too, created while admission did not check them", func(ctx SpecContext) {
+		rgp := newPolicy()
+		rgp.Spec.GrantableRoles = []invitesv1alpha1.GrantableRole{{Role: "deployer"}}
+		rgp.Spec.AllowClusterWide = true
+		Expect(k8sClient.Create(ctx, rgp)).To(Succeed())
+		cond := eventuallyPolicyReady(ctx, rgp)
+		Expect(cond.Status).To(Equal(metav1.ConditionFalse))
+		Expect(cond.Reason).To(Equal(invitesv1alpha1.PolicyInvalidReason))
+		Expect(cond.Message).To(ContainSubstring("spec.allowClusterWide"))
+	})
+
 	It("becomes Ready once a broken rule is fixed", func(ctx SpecContext) {
 		rgp := newPolicy(invitesv1alpha1.PolicyRule{Expression: "(", Message: "broken"})
 		Expect(k8sClient.Create(ctx, rgp)).To(Succeed())

@@ -82,6 +82,9 @@ const (
 	PolicyCompiledReason = "Compiled"
 	// PolicyInvalidRuleReason: a CEL rule does not compile or does not return a bool.
 	PolicyInvalidRuleReason = "InvalidRule"
+	// PolicyInvalidReason: the policy's inviters or limits contradict each other or the rest
+	// of the policy, so it could never allow anything.
+	PolicyInvalidReason = "Invalid"
 	// PolicyInvalidSelectorReason: the namespace selector does not parse.
 	PolicyInvalidSelectorReason = "InvalidSelector"
 
