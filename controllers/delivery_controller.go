@@ -205,18 +205,7 @@ func (r *DeliveryReconciler) invite(ctx context.Context, inv *invitesv1alpha1.In
 func describeGrants(inv *invitesv1alpha1.Invitation) []string {
 	out := make([]string, 0, len(inv.Spec.Grants))
 	for _, g := range inv.Spec.Grants {
-		role := g.ClusterRole
-		if g.Role != "" {
-			role = "role " + g.Role
-		}
-		switch {
-		case g.ClusterWide:
-			out = append(out, role+" across the whole cluster")
-		case g.Namespace != "":
-			out = append(out, role+" in namespace "+g.Namespace)
-		default:
-			out = append(out, role+" in namespace "+inv.Namespace)
-		}
+		out = append(out, g.Describe(inv.Namespace))
 	}
 	return out
 }

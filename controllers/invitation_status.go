@@ -92,17 +92,7 @@ func setReady(inv *invitesv1alpha1.Invitation) {
 func grantSummary(grants []invitesv1alpha1.Grant) string {
 	parts := make([]string, 0, len(grants))
 	for _, g := range grants {
-		name := g.ClusterRole
-		if g.Role != "" {
-			name = "role/" + g.Role
-		}
-		switch {
-		case g.ClusterWide:
-			name += "(cluster)"
-		case g.Namespace != "":
-			name += "@" + g.Namespace
-		}
-		parts = append(parts, name)
+		parts = append(parts, g.Summary())
 	}
 	return strings.Join(parts, ", ")
 }

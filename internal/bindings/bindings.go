@@ -193,18 +193,12 @@ func desired(inv *invitesv1alpha1.Invitation, username string, i int, g invitesv
 		meta.Finalizers = []string{IDPGroupFinalizer}
 	}
 	subjects := []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: username}}
-	roleRef := rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: g.ClusterRole}
-	if g.Role != "" {
-		roleRef.Kind, roleRef.Name = "Role", g.Role
-	}
+	roleRef := rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: g.RoleKind(), Name: g.RoleName()}
 	if g.ClusterWide {
 		return &rbacv1.ClusterRoleBinding{ObjectMeta: meta, Subjects: subjects, RoleRef: roleRef},
 			Made{Kind: "ClusterRoleBinding", Name: meta.Name, RoleRef: roleRef.Kind + "/" + roleRef.Name}
 	}
-	meta.Namespace = g.Namespace
-	if meta.Namespace == "" {
-		meta.Namespace = inv.Namespace
-	}
+	meta.Namespace = g.LandsIn(inv.Namespace)
 	return &rbacv1.RoleBinding{ObjectMeta: meta, Subjects: subjects, RoleRef: roleRef},
 		Made{Kind: "RoleBinding", Name: meta.Name, Namespace: meta.Namespace, RoleRef: roleRef.Kind + "/" + roleRef.Name}
 }
@@ -357,12 +351,10 @@ func scopes(inv *invitesv1alpha1.Invitation) []scope {
 	var out []scope
 	seen := map[string]bool{}
 	for _, g := range inv.Spec.Grants {
-		key, s := g.Namespace, scope{list: &rbacv1.RoleBindingList{}, namespace: client.InNamespace(g.Namespace)}
-		switch {
-		case g.ClusterWide:
-			key, s = "", scope{list: &rbacv1.ClusterRoleBindingList{}}
-		case g.Namespace == "":
-			key, s.namespace = inv.Namespace, client.InNamespace(inv.Namespace)
+		key := g.LandsIn(inv.Namespace)
+		s := scope{list: &rbacv1.RoleBindingList{}, namespace: client.InNamespace(key)}
+		if key == "" {
+			s = scope{list: &rbacv1.ClusterRoleBindingList{}}
 		}
 		if !seen[key] {
 			seen[key] = true

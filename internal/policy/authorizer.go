@@ -281,10 +281,7 @@ func bindingAttributes(invNamespace string, g invitesv1alpha1.Grant) []authoriza
 			{Verb: "bind", Group: rbacv1.GroupName, Resource: roleResource, Name: roleName},
 		}
 	}
-	ns := g.Namespace
-	if ns == "" {
-		ns = invNamespace
-	}
+	ns := g.LandsIn(invNamespace)
 	return []authorizationv1.ResourceAttributes{
 		{Verb: "create", Group: rbacv1.GroupName, Resource: "rolebindings", Namespace: ns},
 		{Verb: "bind", Group: rbacv1.GroupName, Resource: roleResource, Name: roleName, Namespace: ns},

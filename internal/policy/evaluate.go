@@ -190,12 +190,9 @@ func InvolvedNamespaces(inv *invitesv1alpha1.Invitation) []string {
 func GrantNamespaces(inv *invitesv1alpha1.Invitation) []string {
 	var names []string
 	for _, g := range inv.Spec.Grants {
-		if g.ClusterWide {
-			continue
-		}
-		name := g.Namespace
+		name := g.LandsIn(inv.Namespace)
 		if name == "" {
-			name = inv.Namespace
+			continue
 		}
 		if !slices.Contains(names, name) {
 			names = append(names, name)

@@ -90,18 +90,7 @@ func (s *Server) renderOffer(w http.ResponseWriter, inv *invitesv1alpha1.Invitat
 func offeredGrants(inv *invitesv1alpha1.Invitation) []grantView {
 	views := make([]grantView, 0, len(inv.Spec.Grants))
 	for _, g := range inv.Spec.Grants {
-		role := "ClusterRole " + g.ClusterRole
-		if g.Role != "" {
-			role = "Role " + g.Role
-		}
-		where := "in namespace " + inv.Namespace
-		switch {
-		case g.ClusterWide:
-			where = "across the whole cluster"
-		case g.Namespace != "":
-			where = "in namespace " + g.Namespace
-		}
-		views = append(views, grantView{Role: role, Where: where})
+		views = append(views, grantView{Role: g.RoleText(), Where: g.Where(inv.Namespace)})
 	}
 	return views
 }
