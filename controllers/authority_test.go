@@ -38,15 +38,15 @@ func lookalike(inv *invitesv1alpha1.Invitation, name, user, group, seal string) 
 		ObjectMeta: metav1.ObjectMeta{
 			Namespace: inv.Namespace, Name: name,
 			Labels: map[string]string{
-				bindings.ManagedByLabel: bindings.ManagedByValue, bindings.InvitationUIDLabel: string(inv.UID),
-				bindings.UserLabel: bindings.UserHash(user),
+				invitesv1alpha1.ManagedByLabel: invitesv1alpha1.ManagedByValue, invitesv1alpha1.InvitationUIDLabel: string(inv.UID),
+				invitesv1alpha1.UserLabel: bindings.UserHash(user),
 			},
 			Annotations: map[string]string{
-				bindings.UsernameAnnotation: user, bindings.InvitationAnnotation: inv.Namespace + "/" + inv.Name,
-				bindings.IDPGroupAnnotation: group, bindings.ExpiresAtAnnotation: "2000-01-01T00:00:00Z",
-				bindings.SealAnnotation: seal,
+				invitesv1alpha1.UsernameAnnotation: user, invitesv1alpha1.InvitationAnnotation: inv.Namespace + "/" + inv.Name,
+				invitesv1alpha1.IDPGroupAnnotation: group, invitesv1alpha1.ExpiresAtAnnotation: "2000-01-01T00:00:00Z",
+				invitesv1alpha1.SealAnnotation: seal,
 			},
-			Finalizers: []string{bindings.IDPGroupFinalizer},
+			Finalizers: []string{invitesv1alpha1.IDPGroupFinalizer},
 		},
 		Subjects: []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: user}},
 		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "view"},
@@ -71,7 +71,7 @@ var _ = Describe("Bindings rolecall did not make", func() {
 
 		mallory := namespaceAdmin(ctx, ns, "mallory")
 		Expect(mallory.Create(ctx, lookalike(inv, "forged", "oidc:mallory", group, "deadbeef"))).To(Succeed())
-		Expect(mallory.Create(ctx, lookalike(inv, "copied-seal", "oidc:mallory", group, real.Annotations[bindings.SealAnnotation]))).To(Succeed())
+		Expect(mallory.Create(ctx, lookalike(inv, "copied-seal", "oidc:mallory", group, real.Annotations[invitesv1alpha1.SealAnnotation]))).To(Succeed())
 
 		Consistently(func() []map[string]any { return idp.callsFor("user", "oidc:mallory") }).
 			WithTimeout(2*time.Second).Should(BeEmpty(), "no signed add of a user the manager never granted")
@@ -255,7 +255,7 @@ var _ = Describe("Identity provider memberships, against someone who may edit bi
 		Eventually(func(g Gomega) {
 			rb := &rbacv1.RoleBinding{}
 			g.Expect(k8sClient.Get(ctx, key, rb)).To(Succeed())
-			g.Expect(rb.Annotations).To(HaveKey(bindings.IDPGroupAddedAnnotation))
+			g.Expect(rb.Annotations).To(HaveKey(invitesv1alpha1.IDPGroupAddedAnnotation))
 		}).Should(Succeed())
 		mallory = namespaceAdmin(ctx, ns, "mallory")
 	})
@@ -279,7 +279,7 @@ var _ = Describe("Identity provider memberships, against someone who may edit bi
 
 	It("end when the binding is deleted after its record of the add and its subjects were stripped", func(ctx SpecContext) {
 		rb := &rbacv1.RoleBinding{ObjectMeta: objectMeta(key)}
-		Expect(mallory.Patch(ctx, rb, mergePatch(`{"metadata":{"annotations":{"`+bindings.IDPGroupAddedAnnotation+`":null}},"subjects":[]}`))).To(Succeed())
+		Expect(mallory.Patch(ctx, rb, mergePatch(`{"metadata":{"annotations":{"`+invitesv1alpha1.IDPGroupAddedAnnotation+`":null}},"subjects":[]}`))).To(Succeed())
 		Expect(mallory.Delete(ctx, rb)).To(Succeed())
 		Eventually(removed).Should(ConsistOf(HaveKeyWithValue("user", "oidc:pat")))
 	})
@@ -298,7 +298,7 @@ var _ = Describe("Identity provider memberships, against someone who may edit bi
 			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: key.Name, Labels: original.Labels, Annotations: original.Annotations},
 			Subjects:   original.Subjects, RoleRef: original.RoleRef,
 		}
-		delete(copied.Annotations, bindings.IDPGroupAddedAnnotation)
+		delete(copied.Annotations, invitesv1alpha1.IDPGroupAddedAnnotation)
 		Expect(bindings.Sealed(sealer, copied)).To(BeTrue(), "the copy carries a valid seal")
 		Expect(mallory.Create(ctx, copied)).To(Succeed())
 		Consistently(func() []map[string]any { return idp.callsFor("group", group) }).WithTimeout(2*time.Second).

@@ -38,7 +38,7 @@ func (r *GrantExpiryReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	if err := r.Get(ctx, req.NamespacedName, binding); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	raw, ok := binding.GetAnnotations()[bindings.ExpiresAtAnnotation]
+	raw, ok := binding.GetAnnotations()[invitesv1alpha1.ExpiresAtAnnotation]
 	if !ok || !bindings.Sealed(r.Sealer, binding) {
 		// Not a time-bound grant of rolecall's: someone else's binding is theirs to manage.
 		return ctrl.Result{}, nil
@@ -78,7 +78,7 @@ func (r *GrantExpiryReconciler) recordExpiry(ctx context.Context, binding client
 // only the bindings rolecall made (see manager.CacheOptions).
 func (r *GrantExpiryReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	managed := predicate.NewPredicateFuncs(func(obj client.Object) bool {
-		return obj.GetLabels()[bindings.ManagedByLabel] == bindings.ManagedByValue
+		return obj.GetLabels()[invitesv1alpha1.ManagedByLabel] == invitesv1alpha1.ManagedByValue
 	})
 	return ctrl.NewControllerManagedBy(mgr).
 		For(r.Object, builder.WithPredicates(managed)).

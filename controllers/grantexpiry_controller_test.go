@@ -33,7 +33,7 @@ var _ = Describe("Grant expiry", func() {
 		key := client.ObjectKey{Namespace: made[0].Namespace, Name: made[0].Name}
 		rb := &rbacv1.RoleBinding{}
 		Expect(k8sClient.Get(ctx, key, rb)).To(Succeed())
-		Expect(rb.Annotations).To(HaveKeyWithValue(bindings.ExpiresAtAnnotation, expiresAt.Format(time.RFC3339)))
+		Expect(rb.Annotations).To(HaveKeyWithValue(invitesv1alpha1.ExpiresAtAnnotation, expiresAt.Format(time.RFC3339)))
 
 		expiry := &controllers.GrantExpiryReconciler{Client: k8sClient, Recorder: events.NewFakeRecorder(10), Clock: fakeClock, Sealer: sealer,
 			Object: &rbacv1.RoleBinding{}, Kind: "RoleBinding"}

@@ -84,7 +84,7 @@ func (r *IDPGroupReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	switch {
 	case !binding.GetDeletionTimestamp().IsZero():
 		return ctrl.Result{}, r.leave(ctx, binding, owner, m)
-	case !controllerutil.ContainsFinalizer(binding, bindings.IDPGroupFinalizer):
+	case !controllerutil.ContainsFinalizer(binding, invitesv1alpha1.IDPGroupFinalizer):
 		// Stripped by someone: put it back, so that deleting the binding ends the membership.
 		return ctrl.Result{}, r.restoreFinalizer(ctx, binding)
 	case !owesHookCall(binding):
@@ -99,7 +99,7 @@ func (r *IDPGroupReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 // sealedMembership reads the membership a binding stands for, if rolecall sealed it and it
 // names an idpGroup; every fact comes from what the seal covers.
 func (r *IDPGroupReconciler) sealedMembership(binding client.Object) (bindings.Owner, delivery.Membership, bool) {
-	group := binding.GetAnnotations()[bindings.IDPGroupAnnotation]
+	group := binding.GetAnnotations()[invitesv1alpha1.IDPGroupAnnotation]
 	owner, ok := bindings.OwnerOf(binding)
 	if group == "" || !ok || !bindings.Sealed(r.Sealer, binding) {
 		return bindings.Owner{}, delivery.Membership{}, false
@@ -112,13 +112,13 @@ func (r *IDPGroupReconciler) sealedMembership(binding client.Object) (bindings.O
 // owesHookCall: a binding being deleted (its membership ends), one whose finalizer is
 // missing (it must be restored), or one whose membership is not added yet.
 func owesHookCall(binding client.Object) bool {
-	return !binding.GetDeletionTimestamp().IsZero() || !controllerutil.ContainsFinalizer(binding, bindings.IDPGroupFinalizer) ||
-		binding.GetAnnotations()[bindings.IDPGroupAddedAnnotation] == ""
+	return !binding.GetDeletionTimestamp().IsZero() || !controllerutil.ContainsFinalizer(binding, invitesv1alpha1.IDPGroupFinalizer) ||
+		binding.GetAnnotations()[invitesv1alpha1.IDPGroupAddedAnnotation] == ""
 }
 
 func (r *IDPGroupReconciler) restoreFinalizer(ctx context.Context, binding client.Object) error {
 	patch := client.MergeFromWithOptions(binding.DeepCopyObject().(client.Object), client.MergeFromWithOptimisticLock{})
-	controllerutil.AddFinalizer(binding, bindings.IDPGroupFinalizer)
+	controllerutil.AddFinalizer(binding, invitesv1alpha1.IDPGroupFinalizer)
 	return client.IgnoreNotFound(r.Patch(ctx, binding, patch))
 }
 
@@ -166,7 +166,7 @@ func (r *IDPGroupReconciler) join(ctx context.Context, binding client.Object, ow
 	metrics.IDPHookCalls.WithLabelValues("add", "ok").Inc()
 	patch := client.MergeFrom(binding.DeepCopyObject().(client.Object))
 	annotations := binding.GetAnnotations()
-	annotations[bindings.IDPGroupAddedAnnotation] = r.Clock.Now().UTC().Format(time.RFC3339)
+	annotations[invitesv1alpha1.IDPGroupAddedAnnotation] = r.Clock.Now().UTC().Format(time.RFC3339)
 	binding.SetAnnotations(annotations)
 	if err := r.Patch(ctx, binding, patch); err != nil {
 		// Adding again is harmless for the receiver; losing the record would skip the remove.
@@ -192,7 +192,7 @@ func (r *IDPGroupReconciler) leave(ctx context.Context, binding client.Object, o
 	}
 	r.gone.markLeft(binding.GetUID())
 	patch := client.MergeFromWithOptions(binding.DeepCopyObject().(client.Object), client.MergeFromWithOptimisticLock{})
-	controllerutil.RemoveFinalizer(binding, bindings.IDPGroupFinalizer)
+	controllerutil.RemoveFinalizer(binding, invitesv1alpha1.IDPGroupFinalizer)
 	return client.IgnoreNotFound(r.Patch(ctx, binding, patch))
 }
 
@@ -284,7 +284,7 @@ var errOtherInvitation = errors.New("the invitation that made the binding no lon
 // SetupWithManager watches the bindings rolecall made for one kind of binding.
 func (r *IDPGroupReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	withGroup := predicate.NewPredicateFuncs(func(obj client.Object) bool {
-		return obj.GetAnnotations()[bindings.IDPGroupAnnotation] != ""
+		return obj.GetAnnotations()[invitesv1alpha1.IDPGroupAnnotation] != ""
 	})
 	return ctrl.NewControllerManagedBy(mgr).
 		For(r.Object, builder.WithPredicates(withGroup)).

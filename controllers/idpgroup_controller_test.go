@@ -36,7 +36,7 @@ var _ = Describe("The identity provider hook", func() {
 				HaveKeyWithValue("invitation", "hal"), HaveKeyWithValue("namespace", ns))))
 			rb := &rbacv1.RoleBinding{}
 			g.Expect(k8sClient.Get(ctx, key, rb)).To(Succeed())
-			g.Expect(rb.Annotations).To(HaveKey(bindings.IDPGroupAddedAnnotation))
+			g.Expect(rb.Annotations).To(HaveKey(invitesv1alpha1.IDPGroupAddedAnnotation))
 			cond := meta.FindStatusCondition(getInvitation(ctx, g, inv).Status.Conditions, invitesv1alpha1.InvitationIDPGroupsCondition)
 			g.Expect(cond).NotTo(BeNil())
 			g.Expect(cond.Reason).To(Equal(invitesv1alpha1.InvitationIDPGroupAddedReason))

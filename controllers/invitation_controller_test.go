@@ -127,7 +127,7 @@ var _ = Describe("Invitation controller", func() {
 			Expect(secret.Name).To(Equal("alice-invitation-token"))
 			Expect(metav1.IsControlledBy(secret, active)).To(BeTrue(), "the Secret is garbage-collected with its invitation")
 			Expect(secret.Labels).To(HaveKeyWithValue(invitesv1alpha1.TokenLabel, invitesv1alpha1.TokenLabelIssued))
-			Expect(secret.Labels).To(HaveKeyWithValue(invitesv1alpha1.InvitationLabel, "alice"))
+			Expect(secret.Labels).To(HaveKeyWithValue(invitesv1alpha1.InvitationNameLabel, "alice"))
 			value := string(secret.Data[invitesv1alpha1.TokenSecretKey])
 			Expect(value).To(MatchRegexp(`^` + active.Status.TokenID + `\.[a-z2-7]{32}$`))
 			Expect(string(secret.Data[invitesv1alpha1.URLSecretKey])).To(Equal(publicURL + "/i/" + value))

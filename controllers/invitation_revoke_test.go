@@ -18,12 +18,12 @@ import (
 func grantsOf(ctx context.Context, g Gomega, inv *invitesv1alpha1.Invitation) []string {
 	var names []string
 	var rbs rbacv1.RoleBindingList
-	g.Expect(k8sClient.List(ctx, &rbs, client.MatchingLabels{bindings.InvitationUIDLabel: string(inv.UID)})).To(Succeed())
+	g.Expect(k8sClient.List(ctx, &rbs, client.MatchingLabels{invitesv1alpha1.InvitationUIDLabel: string(inv.UID)})).To(Succeed())
 	for _, rb := range rbs.Items {
 		names = append(names, rb.Namespace+"/"+rb.Name)
 	}
 	var crbs rbacv1.ClusterRoleBindingList
-	g.Expect(k8sClient.List(ctx, &crbs, client.MatchingLabels{bindings.InvitationUIDLabel: string(inv.UID)})).To(Succeed())
+	g.Expect(k8sClient.List(ctx, &crbs, client.MatchingLabels{invitesv1alpha1.InvitationUIDLabel: string(inv.UID)})).To(Succeed())
 	for _, crb := range crbs.Items {
 		names = append(names, crb.Name)
 	}

@@ -24,10 +24,8 @@ const (
 	tokenSecretSuffix = "-invitation-token"
 	// tokenIDAnnotation on a token Secret records which token ID its token has, so a Secret
 	// that lags behind status (a write lost in a crash) is recognised and replaced.
-	tokenIDAnnotation = invitesv1alpha1.TokenIDAnnotation
-	// tokenTypeAnnotation on a token Secret records which spec.tokenType produced it, so a
-	// change of type issues a new token.
-	tokenTypeAnnotation = "invites.rolecall.dev/token-type"
+	tokenIDAnnotation   = invitesv1alpha1.TokenIDAnnotation
+	tokenTypeAnnotation = invitesv1alpha1.TokenTypeAnnotation
 	// secretConflictReason: a Secret with the token Secret's name exists and is not ours.
 	secretConflictReason = "SecretConflict"
 )
@@ -279,7 +277,7 @@ func fillTokenSecret(secret *corev1.Secret, inv *invitesv1alpha1.Invitation, t t
 	}
 	secret.Labels[invitesv1alpha1.TokenLabel] = invitesv1alpha1.TokenLabelIssued
 	if len(validation.IsValidLabelValue(inv.Name)) == 0 {
-		secret.Labels[invitesv1alpha1.InvitationLabel] = inv.Name
+		secret.Labels[invitesv1alpha1.InvitationNameLabel] = inv.Name
 	}
 	if secret.Annotations == nil {
 		secret.Annotations = map[string]string{}

@@ -25,42 +25,6 @@ import (
 	"github.com/rolecall/rolecall/internal/seal"
 )
 
-// Labels and annotations on every binding rolecall makes.
-const (
-	// InvitationUIDLabel is the UID of the invitation that made the binding.
-	InvitationUIDLabel = "invites.rolecall.dev/invitation-uid"
-	// UserLabel is a hash of the username (usernames do not fit label values).
-	UserLabel = "invites.rolecall.dev/user"
-	// UsernameAnnotation is the username itself, for people reading the binding.
-	UsernameAnnotation = "invites.rolecall.dev/username"
-	// InvitationAnnotation is "<namespace>/<name>" of the invitation that made the binding.
-	InvitationAnnotation = "invites.rolecall.dev/invitation"
-	// ExpiresAtAnnotation is when the grant ends (RFC 3339), for invitations with a
-	// grantDuration; the grant expiry controller deletes the binding then.
-	ExpiresAtAnnotation = "invites.rolecall.dev/expires-at"
-	// ClaimedAtAnnotation is when the use this binding holds was claimed (RFC 3339). The
-	// binding is made within moments of that, so a binding created much later is a copy
-	// someone recreated, not the one a redemption made (see MadeByItsRedemption).
-	ClaimedAtAnnotation = "invites.rolecall.dev/claimed-at"
-	// IDPGroupAnnotation names the identity provider group the grant also adds the user to.
-	IDPGroupAnnotation = "invites.rolecall.dev/idp-group"
-	// IDPGroupAddedAnnotation records when the identity provider hook confirmed the
-	// membership (RFC 3339); its presence means a "remove" is owed when the binding goes.
-	IDPGroupAddedAnnotation = "invites.rolecall.dev/idp-group-added-at"
-	// IDPGroupFinalizer holds a binding with an idpGroup until the hook has removed the
-	// membership, so that ending a grant in Kubernetes also ends it in the identity provider.
-	IDPGroupFinalizer = "invites.rolecall.dev/idp-group"
-	// ManagedByLabel marks every binding rolecall makes; the manager caches only these.
-	ManagedByLabel = "app.kubernetes.io/managed-by"
-	// ManagedByValue is ManagedByLabel's value.
-	ManagedByValue = "rolecall"
-	// SealAnnotation is rolecall's signature over what a binding grants, to whom, for which
-	// invitation, until when and with which idpGroup. Labels and annotations can be written
-	// by anyone who may create bindings; only a binding whose seal verifies is rolecall's,
-	// and rolecall acts on no other (see Sealed).
-	SealAnnotation = "invites.rolecall.dev/seal"
-)
-
 const purposeBinding = "rolecall/binding/v1"
 
 // +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=rolebindings;clusterrolebindings,verbs=get;list;watch;create;delete
@@ -161,11 +125,11 @@ func Ensure(ctx context.Context, c client.Client, sealer *seal.Sealer, inv *invi
 	expiresAt := ExpiresAt(inv, claimedAt)
 	for i, g := range inv.Spec.Grants {
 		obj, m := desired(inv, username, i, g)
-		obj.GetAnnotations()[ClaimedAtAnnotation] = claimedAt.UTC().Format(time.RFC3339)
+		obj.GetAnnotations()[invitesv1alpha1.ClaimedAtAnnotation] = claimedAt.UTC().Format(time.RFC3339)
 		if expiresAt != nil {
-			obj.GetAnnotations()[ExpiresAtAnnotation] = expiresAt.Format(time.RFC3339)
+			obj.GetAnnotations()[invitesv1alpha1.ExpiresAtAnnotation] = expiresAt.Format(time.RFC3339)
 		}
-		obj.GetAnnotations()[SealAnnotation] = sealer.Sum(purposeBinding, bindingFields(obj)...)
+		obj.GetAnnotations()[invitesv1alpha1.SealAnnotation] = sealer.Sum(purposeBinding, bindingFields(obj)...)
 		if err := createOrConfirm(ctx, c, sealer, obj); err != nil {
 			return made, fmt.Errorf("grants[%d]: %w", i, err)
 		}
@@ -178,19 +142,19 @@ func desired(inv *invitesv1alpha1.Invitation, username string, i int, g invitesv
 	meta := metav1.ObjectMeta{
 		Name: name(inv, username, i),
 		Labels: map[string]string{
-			InvitationUIDLabel: string(inv.UID), UserLabel: UserHash(username),
-			ManagedByLabel: ManagedByValue,
+			invitesv1alpha1.InvitationUIDLabel: string(inv.UID), invitesv1alpha1.UserLabel: UserHash(username),
+			invitesv1alpha1.ManagedByLabel: invitesv1alpha1.ManagedByValue,
 		},
 		Annotations: map[string]string{
-			UsernameAnnotation:   username,
-			InvitationAnnotation: inv.Namespace + "/" + inv.Name,
+			invitesv1alpha1.UsernameAnnotation:   username,
+			invitesv1alpha1.InvitationAnnotation: inv.Namespace + "/" + inv.Name,
 		},
 	}
 	if g.IDPGroup != "" {
 		// Set at creation, never added later: a binding deleted a moment after it was made
 		// still owes its "remove".
-		meta.Annotations[IDPGroupAnnotation] = g.IDPGroup
-		meta.Finalizers = []string{IDPGroupFinalizer}
+		meta.Annotations[invitesv1alpha1.IDPGroupAnnotation] = g.IDPGroup
+		meta.Finalizers = []string{invitesv1alpha1.IDPGroupFinalizer}
 	}
 	subjects := []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: username}}
 	roleRef := rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: g.RoleKind(), Name: g.RoleName()}
@@ -234,7 +198,7 @@ var ErrConflict = errors.New("binding conflict")
 // for which invitation, until when and with which idpGroup. Controllers act only on sealed
 // bindings, and take every fact they act on from what the seal covers.
 func Sealed(sealer *seal.Sealer, binding client.Object) bool {
-	return sealer.Verify(binding.GetAnnotations()[SealAnnotation], purposeBinding, bindingFields(binding)...)
+	return sealer.Verify(binding.GetAnnotations()[invitesv1alpha1.SealAnnotation], purposeBinding, bindingFields(binding)...)
 }
 
 // bindingFields are what a binding's seal covers. Subjects are not among them: rolecall
@@ -254,8 +218,8 @@ func bindingFields(binding client.Object) []string {
 	a := binding.GetAnnotations()
 	return []string{
 		kind, binding.GetNamespace(), binding.GetName(), roleRef.Kind, roleRef.Name,
-		binding.GetLabels()[InvitationUIDLabel], a[UsernameAnnotation], a[InvitationAnnotation],
-		a[IDPGroupAnnotation], a[ExpiresAtAnnotation], a[ClaimedAtAnnotation],
+		binding.GetLabels()[invitesv1alpha1.InvitationUIDLabel], a[invitesv1alpha1.UsernameAnnotation], a[invitesv1alpha1.InvitationAnnotation],
+		a[invitesv1alpha1.IDPGroupAnnotation], a[invitesv1alpha1.ExpiresAtAnnotation], a[invitesv1alpha1.ClaimedAtAnnotation],
 	}
 }
 
@@ -268,7 +232,7 @@ const bindWindow = 30 * time.Second
 // copy someone recreated later from its labels, annotations and seal: the API server sets
 // creationTimestamp, and a redemption creates its bindings right after its claim.
 func MadeByItsRedemption(binding client.Object) bool {
-	claimedAt, err := time.Parse(time.RFC3339, binding.GetAnnotations()[ClaimedAtAnnotation])
+	claimedAt, err := time.Parse(time.RFC3339, binding.GetAnnotations()[invitesv1alpha1.ClaimedAtAnnotation])
 	if err != nil {
 		return false
 	}
@@ -278,7 +242,7 @@ func MadeByItsRedemption(binding client.Object) bool {
 
 // Expired says the binding's sealed grant end has passed.
 func Expired(binding client.Object, now time.Time) bool {
-	raw, ok := binding.GetAnnotations()[ExpiresAtAnnotation]
+	raw, ok := binding.GetAnnotations()[invitesv1alpha1.ExpiresAtAnnotation]
 	if !ok {
 		return false
 	}
@@ -299,14 +263,14 @@ type Owner struct {
 // OwnerOf reads where a binding came from. It is only to be trusted for a binding that is
 // Sealed.
 func OwnerOf(binding client.Object) (Owner, bool) {
-	ns, name, ok := strings.Cut(binding.GetAnnotations()[InvitationAnnotation], "/")
+	ns, name, ok := strings.Cut(binding.GetAnnotations()[invitesv1alpha1.InvitationAnnotation], "/")
 	if !ok || ns == "" || name == "" {
 		return Owner{}, false
 	}
 	return Owner{
 		Invitation: types.NamespacedName{Namespace: ns, Name: name},
-		UID:        types.UID(binding.GetLabels()[InvitationUIDLabel]),
-		Username:   binding.GetAnnotations()[UsernameAnnotation],
+		UID:        types.UID(binding.GetLabels()[invitesv1alpha1.InvitationUIDLabel]),
+		Username:   binding.GetAnnotations()[invitesv1alpha1.UsernameAnnotation],
 	}, true
 }
 
@@ -329,9 +293,9 @@ func ReplaceOthers(ctx context.Context, c client.Client, sealer *seal.Sealer, in
 	removed := 0
 	for _, scope := range scopes(inv) {
 		n, err := deleteListed(ctx, c, c, scope.list, func(binding client.Object) bool {
-			return binding.GetLabels()[InvitationUIDLabel] != string(inv.UID) && Sealed(sealer, binding) &&
-				binding.GetAnnotations()[UsernameAnnotation] == username
-		}, scope.namespace, client.MatchingLabels{UserLabel: UserHash(username), ManagedByLabel: ManagedByValue})
+			return binding.GetLabels()[invitesv1alpha1.InvitationUIDLabel] != string(inv.UID) && Sealed(sealer, binding) &&
+				binding.GetAnnotations()[invitesv1alpha1.UsernameAnnotation] == username
+		}, scope.namespace, client.MatchingLabels{invitesv1alpha1.UserLabel: UserHash(username), invitesv1alpha1.ManagedByLabel: invitesv1alpha1.ManagedByValue})
 		removed += n
 		if err != nil {
 			return removed, err
@@ -372,7 +336,7 @@ func RemoveAll(ctx context.Context, reader client.Reader, writer client.Client, 
 	for _, list := range []client.ObjectList{&rbacv1.RoleBindingList{}, &rbacv1.ClusterRoleBindingList{}} {
 		n, err := deleteListed(ctx, reader, writer, list, func(binding client.Object) bool {
 			return binding.GetDeletionTimestamp().IsZero() && Sealed(sealer, binding)
-		}, client.MatchingLabels{InvitationUIDLabel: string(inv.UID)})
+		}, client.MatchingLabels{invitesv1alpha1.InvitationUIDLabel: string(inv.UID)})
 		removed += n
 		if err != nil {
 			return removed, err

@@ -26,7 +26,6 @@ import (
 
 	invitesv1alpha1 "github.com/rolecall/rolecall/api/v1alpha1"
 	"github.com/rolecall/rolecall/controllers"
-	"github.com/rolecall/rolecall/internal/bindings"
 	"github.com/rolecall/rolecall/internal/delivery"
 	"github.com/rolecall/rolecall/internal/identity"
 	"github.com/rolecall/rolecall/internal/metrics"
@@ -103,7 +102,7 @@ func TokenSecretSelector() labels.Selector {
 // CacheOptions restricts the Secret informer to TokenSecretSelector, and the binding
 // informers to the bindings rolecall made.
 func CacheOptions() cache.Options {
-	managed := labels.SelectorFromSet(labels.Set{bindings.ManagedByLabel: bindings.ManagedByValue})
+	managed := labels.SelectorFromSet(labels.Set{invitesv1alpha1.ManagedByLabel: invitesv1alpha1.ManagedByValue})
 	return cache.Options{
 		// Nothing here reads managedFields, and they are often the larger part of an
 		// object: dropping them roughly halves what the cache holds per invitation.

@@ -66,7 +66,7 @@ var _ = Describe("Only a fresh, checked claim makes a grant", func() {
 			Expect(mallory.Create(ctx, &corev1.Secret{
 				ObjectMeta: metav1.ObjectMeta{
 					Namespace: ns, Name: "planted-token",
-					Labels:          map[string]string{invitesv1alpha1.TokenLabel: invitesv1alpha1.TokenLabelIssued, invitesv1alpha1.InvitationLabel: inv.Name},
+					Labels:          map[string]string{invitesv1alpha1.TokenLabel: invitesv1alpha1.TokenLabelIssued, invitesv1alpha1.InvitationNameLabel: inv.Name},
 					Annotations:     map[string]string{invitesv1alpha1.TokenIDAnnotation: "plantedx"},
 					OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(inv, invitesv1alpha1.GroupVersion.WithKind("Invitation"))},
 				},

@@ -138,7 +138,7 @@ func can(ctx context.Context, user, verb, ns string) bool {
 
 func bindingsOf(ctx context.Context, inv *invitesv1alpha1.Invitation) []rbacv1.RoleBinding {
 	var list rbacv1.RoleBindingList
-	Expect(k8sClient.List(ctx, &list, client.MatchingLabels{bindings.InvitationUIDLabel: string(inv.UID)})).To(Succeed())
+	Expect(k8sClient.List(ctx, &list, client.MatchingLabels{invitesv1alpha1.InvitationUIDLabel: string(inv.UID)})).To(Succeed())
 	return list.Items
 }
 
@@ -167,8 +167,8 @@ var _ = Describe("Redeeming", func() {
 		rbs := bindingsOf(ctx, inv)
 		Expect(rbs).To(HaveLen(1))
 		Expect(rbs[0].Subjects).To(Equal([]rbacv1.Subject{{Kind: "User", APIGroup: rbacv1.GroupName, Name: "oidc:alice"}}))
-		Expect(rbs[0].Annotations).To(HaveKeyWithValue(bindings.UsernameAnnotation, "oidc:alice"))
-		Expect(rbs[0].Labels).To(HaveKeyWithValue(bindings.UserLabel, bindings.UserHash("oidc:alice")))
+		Expect(rbs[0].Annotations).To(HaveKeyWithValue(invitesv1alpha1.UsernameAnnotation, "oidc:alice"))
+		Expect(rbs[0].Labels).To(HaveKeyWithValue(invitesv1alpha1.UserLabel, bindings.UserHash("oidc:alice")))
 		Eventually(func() bool { return can(ctx, "oidc:alice", "create", ns) }).Should(BeTrue())
 		Expect(can(ctx, "oidc:alice", "delete", ns)).To(BeFalse(), "nothing beyond the role")
 
@@ -205,7 +205,7 @@ var _ = Describe("Redeeming", func() {
 		},
 		Entry("a used-up invitation", nil, func(ctx context.Context, inv *invitesv1alpha1.Invitation) {
 			Expect(redeemEventually(ctx, replicas[0], person("first"), tokenOf(ctx, inv)).status).To(Equal(http.StatusCreated))
-			Expect(k8sClient.DeleteAllOf(ctx, &rbacv1.RoleBinding{}, client.InNamespace(inv.Namespace), client.MatchingLabels{bindings.UserLabel: bindings.UserHash("oidc:first")})).To(Succeed())
+			Expect(k8sClient.DeleteAllOf(ctx, &rbacv1.RoleBinding{}, client.InNamespace(inv.Namespace), client.MatchingLabels{invitesv1alpha1.UserLabel: bindings.UserHash("oidc:first")})).To(Succeed())
 		}, func() string { return person("second") }, http.StatusGone, "exhausted"),
 		Entry("a revoked invitation", nil, func(ctx context.Context, inv *invitesv1alpha1.Invitation) {
 			Expect(k8sClient.Patch(ctx, inv, client.RawPatch(types.MergePatchType, []byte(`{"spec":{"revoked":true}}`)))).To(Succeed())
@@ -231,7 +231,7 @@ var _ = Describe("Redeeming", func() {
 				Expect(redeemEventually(ctx, replicas[0], erin, tok).status).To(Equal(http.StatusCreated))
 				Eventually(settled(ctx, inv)).WithPolling(250 * time.Millisecond).Should(BeEmpty())
 				Expect(k8sClient.DeleteAllOf(ctx, &rbacv1.RoleBinding{}, client.InNamespace(ns),
-					client.MatchingLabels{bindings.UserLabel: bindings.UserHash("oidc:erin")})).To(Succeed())
+					client.MatchingLabels{invitesv1alpha1.UserLabel: bindings.UserHash("oidc:erin")})).To(Succeed())
 				if close != nil {
 					close(ctx, inv)
 				}
@@ -280,7 +280,7 @@ var _ = Describe("Redeeming", func() {
 		redeemedAt := latest(ctx, inv).Status.Redemptions[0].RedeemedAt.Time
 		want := redeemedAt.Add(48 * time.Hour).UTC().Format(time.RFC3339)
 		Expect(a.body).To(HaveKeyWithValue("grantsExpireAt", want))
-		Expect(bindingsOf(ctx, inv)[0].Annotations).To(HaveKeyWithValue(bindings.ExpiresAtAnnotation, want))
+		Expect(bindingsOf(ctx, inv)[0].Annotations).To(HaveKeyWithValue(invitesv1alpha1.ExpiresAtAnnotation, want))
 		Expect(latest(ctx, inv).Status.Redemptions[0].GrantsExpireAt.UTC().Format(time.RFC3339)).To(Equal(want))
 	})
 

@@ -92,11 +92,11 @@ var _ = Describe("Attacks on rolecall's authority", Ordered, ContinueOnFailure, 
 			mallory := c.namespaceAdmin(ctx, ns, "mallory")
 			forged := &rbacv1.RoleBinding{
 				ObjectMeta: metav1.ObjectMeta{Name: "rolecall-forged", Namespace: ns,
-					Labels: map[string]string{bindings.ManagedByLabel: bindings.ManagedByValue, bindings.InvitationUIDLabel: string(inv.UID),
-						bindings.UserLabel: bindings.UserHash("mallory-friend")},
-					Annotations: map[string]string{bindings.UsernameAnnotation: "mallory-friend", bindings.InvitationAnnotation: ns + "/victim",
-						bindings.IDPGroupAnnotation: "cluster-admins", bindings.SealAnnotation: strings.Repeat("ab", 32)},
-					Finalizers: []string{bindings.IDPGroupFinalizer}},
+					Labels: map[string]string{invitesv1alpha1.ManagedByLabel: invitesv1alpha1.ManagedByValue, invitesv1alpha1.InvitationUIDLabel: string(inv.UID),
+						invitesv1alpha1.UserLabel: bindings.UserHash("mallory-friend")},
+					Annotations: map[string]string{invitesv1alpha1.UsernameAnnotation: "mallory-friend", invitesv1alpha1.InvitationAnnotation: ns + "/victim",
+						invitesv1alpha1.IDPGroupAnnotation: "cluster-admins", invitesv1alpha1.SealAnnotation: strings.Repeat("ab", 32)},
+					Finalizers: []string{invitesv1alpha1.IDPGroupFinalizer}},
 				RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "pod-reader"},
 				Subjects: []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: "mallory-friend"}},
 			}
@@ -128,7 +128,7 @@ var _ = Describe("Attacks on rolecall's authority", Ordered, ContinueOnFailure, 
 
 			renamed := copyBinding(sealed)
 			renamed.Name = "renamed-copy"
-			renamed.Annotations[bindings.UsernameAnnotation] = "mallory"
+			renamed.Annotations[invitesv1alpha1.UsernameAnnotation] = "mallory"
 			renamed.Subjects[0].Name = "mallory"
 			Expect(c.namespaceAdmin(ctx, ns, "mallory").Create(ctx, renamed)).To(Succeed())
 
@@ -146,7 +146,7 @@ var _ = Describe("Attacks on rolecall's authority", Ordered, ContinueOnFailure, 
 			Expect(redeemVia(ctx, m, nextClient(), person.credential, tok)).To(Equal(http.StatusCreated))
 			Eventually(func() []map[string]any { return idp.actions(person.username, "add") }).Should(HaveLen(1))
 			Eventually(func() string {
-				return c.bindingOf(ctx, inv, person.username).Annotations[bindings.IDPGroupAddedAnnotation]
+				return c.bindingOf(ctx, inv, person.username).Annotations[invitesv1alpha1.IDPGroupAddedAnnotation]
 			}).ShouldNot(BeEmpty())
 			sealed := c.bindingOf(ctx, inv, person.username)
 
@@ -160,7 +160,7 @@ var _ = Describe("Attacks on rolecall's authority", Ordered, ContinueOnFailure, 
 			Expect(idp.actions(person.username, "add")).To(HaveLen(1))
 
 			By("a namespace admin recreates the very binding rolecall made, seal and all, once the moments after the claim are over")
-			claimedAt, err := time.Parse(time.RFC3339, sealed.Annotations[bindings.ClaimedAtAnnotation])
+			claimedAt, err := time.Parse(time.RFC3339, sealed.Annotations[invitesv1alpha1.ClaimedAtAnnotation])
 			Expect(err).NotTo(HaveOccurred())
 			time.Sleep(time.Until(claimedAt.Add(31 * time.Second)))
 			Expect(c.namespaceAdmin(ctx, ns, "mallory").Create(ctx, copyBinding(sealed))).To(Succeed())
@@ -175,7 +175,7 @@ var _ = Describe("Attacks on rolecall's authority", Ordered, ContinueOnFailure, 
 			person := c.redeemers(ctx, ns, 1)[0]
 			Expect(redeemVia(ctx, m, nextClient(), person.credential, tok)).To(Equal(http.StatusCreated))
 			Eventually(func() string {
-				return c.bindingOf(ctx, inv, person.username).Annotations[bindings.IDPGroupAddedAnnotation]
+				return c.bindingOf(ctx, inv, person.username).Annotations[invitesv1alpha1.IDPGroupAddedAnnotation]
 			}).ShouldNot(BeEmpty())
 			sealed := c.bindingOf(ctx, inv, person.username)
 			Eventually(func() []map[string]any { return idp.actions(person.username, "remove") }).Should(HaveLen(1), "the grant expired")
@@ -193,7 +193,7 @@ var _ = Describe("Attacks on rolecall's authority", Ordered, ContinueOnFailure, 
 			person := c.redeemers(ctx, ns, 1)[0]
 			Expect(redeemVia(ctx, m, nextClient(), person.credential, tok)).To(Equal(http.StatusCreated))
 			Eventually(func() string {
-				return c.bindingOf(ctx, inv, person.username).Annotations[bindings.IDPGroupAddedAnnotation]
+				return c.bindingOf(ctx, inv, person.username).Annotations[invitesv1alpha1.IDPGroupAddedAnnotation]
 			}).ShouldNot(BeEmpty())
 			binding := c.bindingOf(ctx, inv, person.username)
 
@@ -213,13 +213,13 @@ var _ = Describe("Attacks on rolecall's authority", Ordered, ContinueOnFailure, 
 			person := c.redeemers(ctx, ns, 1)[0]
 			Expect(redeemVia(ctx, m, nextClient(), person.credential, tok)).To(Equal(http.StatusCreated))
 			Eventually(func() string {
-				return c.bindingOf(ctx, inv, person.username).Annotations[bindings.IDPGroupAddedAnnotation]
+				return c.bindingOf(ctx, inv, person.username).Annotations[invitesv1alpha1.IDPGroupAddedAnnotation]
 			}).ShouldNot(BeEmpty())
 			binding := c.bindingOf(ctx, inv, person.username)
 
 			mallory := c.namespaceAdmin(ctx, ns, "mallory")
 			patch := client.MergeFrom(binding.DeepCopy())
-			delete(binding.Annotations, bindings.IDPGroupAddedAnnotation)
+			delete(binding.Annotations, invitesv1alpha1.IDPGroupAddedAnnotation)
 			// Without subjects the binding no longer "binds only the user", so the controller
 			// does not add the membership again when it sees the record gone.
 			binding.Subjects = nil
@@ -714,8 +714,8 @@ var _ = Describe("Attacks on rolecall's authority", Ordered, ContinueOnFailure, 
 			person := c.redeemers(ctx, ns, 1)[0]
 			squat := &rbacv1.RoleBinding{
 				ObjectMeta: metav1.ObjectMeta{Name: bindingName(inv, person.username, 0), Namespace: ns,
-					Labels:      map[string]string{bindings.ManagedByLabel: bindings.ManagedByValue, bindings.InvitationUIDLabel: string(inv.UID), bindings.UserLabel: bindings.UserHash(person.username)},
-					Annotations: map[string]string{bindings.UsernameAnnotation: person.username, bindings.InvitationAnnotation: ns + "/welcome", bindings.SealAnnotation: strings.Repeat("cd", 32)}},
+					Labels:      map[string]string{invitesv1alpha1.ManagedByLabel: invitesv1alpha1.ManagedByValue, invitesv1alpha1.InvitationUIDLabel: string(inv.UID), invitesv1alpha1.UserLabel: bindings.UserHash(person.username)},
+					Annotations: map[string]string{invitesv1alpha1.UsernameAnnotation: person.username, invitesv1alpha1.InvitationAnnotation: ns + "/welcome", invitesv1alpha1.SealAnnotation: strings.Repeat("cd", 32)}},
 				RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "pod-reader"},
 				Subjects: []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: person.username}},
 			}
@@ -726,7 +726,7 @@ var _ = Describe("Attacks on rolecall's authority", Ordered, ContinueOnFailure, 
 			Eventually(func() int32 { return c.latest(ctx, inv).Status.Uses }).Should(BeZero())
 			have := &rbacv1.RoleBinding{}
 			Expect(c.admin.Get(ctx, client.ObjectKeyFromObject(squat), have)).To(Succeed())
-			Expect(have.Annotations[bindings.SealAnnotation]).To(Equal(strings.Repeat("cd", 32)), "rolecall sealed a binding it did not make")
+			Expect(have.Annotations[invitesv1alpha1.SealAnnotation]).To(Equal(strings.Repeat("cd", 32)), "rolecall sealed a binding it did not make")
 		})
 	})
 
@@ -1146,7 +1146,7 @@ func copyBinding(rb *rbacv1.RoleBinding) *rbacv1.RoleBinding {
 		out.Labels[k] = v
 	}
 	for k, v := range rb.Annotations {
-		if k != bindings.IDPGroupAddedAnnotation {
+		if k != invitesv1alpha1.IDPGroupAddedAnnotation {
 			out.Annotations[k] = v
 		}
 	}
@@ -1157,7 +1157,7 @@ func copyBinding(rb *rbacv1.RoleBinding) *rbacv1.RoleBinding {
 func tokenSecretFor(inv *invitesv1alpha1.Invitation, name, value string) *corev1.Secret {
 	return &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: inv.Namespace,
-			Labels:      map[string]string{invitesv1alpha1.TokenLabel: invitesv1alpha1.TokenLabelIssued, invitesv1alpha1.InvitationLabel: inv.Name},
+			Labels:      map[string]string{invitesv1alpha1.TokenLabel: invitesv1alpha1.TokenLabelIssued, invitesv1alpha1.InvitationNameLabel: inv.Name},
 			Annotations: map[string]string{invitesv1alpha1.TokenIDAnnotation: inv.Status.TokenID, "invites.rolecall.dev/token-type": string(inv.Spec.TokenType)},
 			OwnerReferences: []metav1.OwnerReference{{APIVersion: invitesv1alpha1.GroupVersion.String(), Kind: "Invitation",
 				Name: inv.Name, UID: inv.UID, Controller: ptr.To(true)}}},

@@ -20,7 +20,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	invitesv1alpha1 "github.com/rolecall/rolecall/api/v1alpha1"
-	"github.com/rolecall/rolecall/internal/bindings"
 )
 
 // redeemer is a person: a service account whose token the API server accepts.
@@ -245,10 +244,10 @@ func (c *cluster) latest(ctx context.Context, inv *invitesv1alpha1.Invitation) *
 func (c *cluster) holders(ctx context.Context, inv *invitesv1alpha1.Invitation) map[string]int {
 	GinkgoHelper()
 	var list rbacv1.RoleBindingList
-	Expect(c.admin.List(ctx, &list, client.MatchingLabels{bindings.InvitationUIDLabel: string(inv.UID)})).To(Succeed())
+	Expect(c.admin.List(ctx, &list, client.MatchingLabels{invitesv1alpha1.InvitationUIDLabel: string(inv.UID)})).To(Succeed())
 	held := map[string]int{}
 	for _, rb := range list.Items {
-		held[rb.Annotations[bindings.UsernameAnnotation]]++
+		held[rb.Annotations[invitesv1alpha1.UsernameAnnotation]]++
 	}
 	for user, n := range held {
 		Expect(n).To(Equal(1), "one binding per user and grant: %s", user)

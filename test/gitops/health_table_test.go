@@ -146,8 +146,8 @@ var _ = Describe("The Argo CD health check for RoleGrantPolicies, status by stat
 			Expect(runHealthScript(scripts[roleGrantPolicyHealthKey], obj)).To(Equal(want))
 		},
 		Entry("Healthy when Ready",
-			policyReporting(policyReady(metav1.ConditionTrue, invitesv1alpha1.PolicyCompiledReason, "the policy's selector and rules can be used")),
-			health{"Healthy", "the policy's selector and rules can be used"}),
+			policyReporting(policyReady(metav1.ConditionTrue, invitesv1alpha1.PolicyCompiledReason, "the policy's selector, rules and limits can be used")),
+			health{"Healthy", "the policy's selector, rules and limits can be used"}),
 		Entry("Degraded when a rule does not compile, naming it",
 			policyReporting(policyReady(metav1.ConditionFalse, invitesv1alpha1.PolicyInvalidRuleReason, "spec.rules[0].expression: undeclared reference to 'invitaton'")),
 			health{"Degraded", "spec.rules[0].expression: undeclared reference to 'invitaton'"}),

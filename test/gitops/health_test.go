@@ -209,7 +209,7 @@ var _ = Describe("The Argo CD health check for RoleGrantPolicies", func() {
 			Eventually(func(g Gomega) {
 				h, err := runHealthScript(scripts[roleGrantPolicyHealthKey], liveObject(ctx, g, "RoleGrantPolicy", client.ObjectKeyFromObject(policy)))
 				g.Expect(err).NotTo(HaveOccurred())
-				g.Expect(h).To(Equal(health{Status: "Healthy", Message: "the policy's selector and rules can be used"}))
+				g.Expect(h).To(Equal(health{Status: "Healthy", Message: "the policy's selector, rules and limits can be used"}))
 			}).Should(Succeed())
 		})
 	})
