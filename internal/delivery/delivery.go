@@ -21,7 +21,7 @@ type Invite struct {
 	// from the public landing page only, and a message that does not say who sent it would
 	// let anyone use the company's sender to send links in its name.
 	Inviter string `json:"inviter"`
-	// Grants describe the roles offered, one short sentence each ("edit in team-a").
+	// Grants describe the roles offered, one phrase each ("ClusterRole edit in namespace team-a").
 	Grants []string `json:"grants"`
 	// Replaces, for an invitation with upgrade: Replace, names where accepting removes the
 	// person's earlier rolecall grants ("namespace team-a", "the whole cluster").
