@@ -83,29 +83,29 @@ func (r *InvitationReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	if terminating, err := r.namespaceTerminating(ctx, inv.Namespace); terminating || err != nil {
 		// The namespace is going, invitation and token Secret with it: issuing a token
 		// whose Secret cannot be created would only wake this controller again and again.
-		return ctrl.Result{}, err
+		return ctrl.Result{}, wrap("reading the namespace", err)
 	}
 
 	before := inv.DeepCopy()
 	lifetimeEnd, err := r.checkPolicy(ctx, inv)
 	if err != nil {
-		return ctrl.Result{}, err
+		return ctrl.Result{}, wrap("checking policy", err)
 	}
 	plan, err := r.planToken(ctx, inv)
 	if err != nil {
-		return ctrl.Result{}, err
+		return ctrl.Result{}, wrap("planning the token", err)
 	}
 	now := r.Clock.Now()
 	pendingDue, err := r.settlePending(ctx, inv, now, false)
 	if err != nil {
-		return ctrl.Result{}, err
+		return ctrl.Result{}, wrap("settling claims", err)
 	}
 	updateStatus(inv, r.expiresAfter(inv), lifetimeEnd, now)
 	r.sealToken(inv, plan)
 	if !equality.Semantic.DeepEqual(before.Status, inv.Status) {
 		// Status is written anyway: every finished redemption's entry goes with it.
 		if pendingDue, err = r.settlePending(ctx, inv, now, true); err != nil {
-			return ctrl.Result{}, err
+			return ctrl.Result{}, wrap("settling claims", err)
 		}
 	}
 	if err := r.patchStatus(ctx, before, inv); err != nil {
@@ -116,18 +116,26 @@ func (r *InvitationReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
 			return ctrl.Result{}, nil
 		}
-		return ctrl.Result{}, fmt.Errorf("writing status: %w", err)
+		return ctrl.Result{}, wrap("writing status", err)
 	}
 	if err := r.applyToken(ctx, inv, plan); err != nil {
-		return ctrl.Result{}, err
+		return ctrl.Result{}, wrap("writing the token Secret", err)
 	}
 	if revokesGrants(inv) {
 		if err := r.revokeGrants(ctx, inv); err != nil {
-			return ctrl.Result{}, err
+			return ctrl.Result{}, wrap("revoking grants", err)
 		}
 	}
 	r.recordTransition(before, inv)
 	return soonest(scheduleExpiry(inv, now), pendingDue), nil
+}
+
+// wrap names the step that failed, so the controller's error log says what it was doing.
+func wrap(step string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%s: %w", step, err)
 }
 
 // namespaceTerminating says the invitation's namespace is being deleted.

@@ -56,8 +56,8 @@ func (p *Compiled) refuseLimits(req Request) string {
 			return ""
 		},
 		func() string {
-			if max := limits.MaxActiveInvitationsPerInviter; max != nil && req.ActiveInvitations >= int(*max) {
-				return fmt.Sprintf("the inviter already has %d active invitations (limit %d)", req.ActiveInvitations, *max)
+			if limit := limits.MaxActiveInvitationsPerInviter; limit != nil && req.ActiveInvitations >= int(*limit) {
+				return fmt.Sprintf("the inviter already has %d active invitations (limit %d)", req.ActiveInvitations, *limit)
 			}
 			return ""
 		},
