@@ -81,18 +81,18 @@ func (s *Server) hasClaim(inv *invitesv1alpha1.Invitation, user string) bool {
 // the controller gives back: either way they try again in a moment. A finished redemption
 // whose bindings are gone was undone on purpose (by hand, grant expiry, revokeGrants or a
 // later Replace): presenting the token again must not bring the grants back.
-func (s *Server) redeemAgain(ctx context.Context, inv *invitesv1alpha1.Invitation, user string) (*Error, error) {
+func (s *Server) redeemAgain(ctx context.Context, inv *invitesv1alpha1.Invitation, user string) error {
 	if refusal := closed(inv); refusal != nil {
-		return refusal, nil
+		return refusal
 	}
 	held, err := bindings.Holds(ctx, s.Live, s.Sealer, inv, user)
 	if err != nil || held {
-		return nil, err
+		return err
 	}
 	if s.hasClaim(inv, user) {
-		return errInProgress, nil
+		return errInProgress
 	}
-	return errGrantsRemoved, nil
+	return errGrantsRemoved
 }
 
 // closed says why nobody may redeem the invitation any more, whatever their history.

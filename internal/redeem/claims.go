@@ -50,10 +50,11 @@ type group struct {
 	done    chan struct{}
 }
 
+// claimResult is one person's answer from a group commit. err is a refusal (*Error) or a
+// failure to reach the API server; outcome is refused whenever err is set.
 type claimResult struct {
 	inv     *invitesv1alpha1.Invitation
 	outcome outcome
-	refusal *Error
 	err     error
 }
 
@@ -116,7 +117,7 @@ func (k *invitations) leave(key types.NamespacedName, e *invitationEntry) {
 
 // claim takes one use of the invitation for the user, in a group with whoever else is
 // claiming it on this replica at the same moment.
-func (s *Server) claim(ctx context.Context, known *invitesv1alpha1.Invitation, user string, now time.Time) (*invitesv1alpha1.Invitation, outcome, *Error, error) {
+func (s *Server) claim(ctx context.Context, known *invitesv1alpha1.Invitation, user string, now time.Time) (*invitesv1alpha1.Invitation, outcome, error) {
 	key := client.ObjectKeyFromObject(known)
 	e, g, place := s.invitations.join(key, user, known.Status.TokenHash)
 	defer s.invitations.leave(key, e)
@@ -132,7 +133,7 @@ func (s *Server) claim(ctx context.Context, known *invitesv1alpha1.Invitation, u
 		<-g.done
 	}
 	r := g.results[place]
-	return r.inv, r.outcome, r.refusal, r.err
+	return r.inv, r.outcome, r.err
 }
 
 // commitGroup claims a use for each person in the group that may have one, in one write.
@@ -197,28 +198,30 @@ func (s *Server) decide(ctx context.Context, inv *invitesv1alpha1.Invitation, g 
 			if !latest {
 				return nil, false, false
 			}
-			results[i] = claimResult{inv: inv, outcome: refused, refusal: errUnknownToken}
+			results[i] = claimResult{inv: inv, outcome: refused, err: errUnknownToken}
 			continue
 		}
 		if slices.Contains(claims, user) {
 			// The same person twice in one group: the second request finds the use the
 			// first one claims, whose bindings are not made yet, as it would one write later.
-			results[i] = claimResult{inv: inv, outcome: refused, refusal: errInProgress}
+			results[i] = claimResult{inv: inv, outcome: refused, err: errInProgress}
 			continue
 		}
 		if s.inProgressOrRecent(inv, user) {
 			if !latest {
 				return nil, false, false
 			}
-			refusal, err := s.redeemAgain(ctx, inv, user)
-			results[i] = claimResult{inv: inv, outcome: settledOutcome(refusal, err), refusal: refusal, err: err}
+			results[i] = claimResult{inv: inv, outcome: alreadyRedeemed}
+			if err := s.redeemAgain(ctx, inv, user); err != nil {
+				results[i] = claimResult{inv: inv, outcome: refused, err: err}
+			}
 			continue
 		}
 		if refusal := usable(inv, now); refusal != nil {
 			if !latest {
 				return nil, false, false
 			}
-			results[i] = claimResult{inv: inv, outcome: refused, refusal: refusal}
+			results[i] = claimResult{inv: inv, outcome: refused, err: refusal}
 			continue
 		}
 		s.claimUse(inv, user, now)
@@ -229,13 +232,6 @@ func (s *Server) decide(ctx context.Context, inv *invitesv1alpha1.Invitation, g 
 		s.pruneSettled(ctx, inv, claims)
 	}
 	return results, len(claims) > 0, true
-}
-
-func settledOutcome(refusal *Error, err error) outcome {
-	if refusal != nil || err != nil {
-		return refused
-	}
-	return alreadyRedeemed
 }
 
 // claimUse counts one use for the user and records them as pending, under this server's
@@ -272,9 +268,9 @@ func (g *group) fail(err error) {
 	}
 }
 
-func (g *group) refuseAll(inv *invitesv1alpha1.Invitation, refusal *Error) {
+func (g *group) refuseAll(inv *invitesv1alpha1.Invitation, refusal error) {
 	g.results = make([]claimResult, len(g.users))
 	for i := range g.results {
-		g.results[i] = claimResult{inv: inv, outcome: refused, refusal: refusal}
+		g.results[i] = claimResult{inv: inv, outcome: refused, err: refusal}
 	}
 }

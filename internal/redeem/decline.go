@@ -15,12 +15,9 @@ import (
 // Decline closes an email-bound invitation at the request of the person it is for, once
 // their identity provider has vouched for that email address. Nobody can redeem it after.
 func (s *Server) Decline(ctx context.Context, submitted string, user identity.User) (*invitesv1alpha1.Invitation, *Error) {
-	inv, refusal, err := s.lookup(ctx, submitted)
+	inv, err := s.lookup(ctx, submitted)
 	if err != nil {
 		return nil, s.failure(err)
-	}
-	if refusal != nil {
-		return nil, refusal
 	}
 	if inv.Spec.Email == "" {
 		return nil, errNotDeclinable

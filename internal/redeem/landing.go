@@ -109,13 +109,16 @@ var (
 func (s *Server) findForBrowser(w http.ResponseWriter, r *http.Request) (*invitesv1alpha1.Invitation, *Error) {
 	client := s.clientOf(r)
 	submitted := r.PathValue("token")
-	inv, refusal, err := s.tryToken(r.Context(), w, client, submitted, parseID(submitted))
-	if err != nil {
-		return nil, s.failure(err)
+	inv, err := s.tryToken(r.Context(), w, client, submitted, parseID(submitted))
+	if err == nil {
+		if refusal := usable(inv, s.Clock.Now()); refusal != nil {
+			err = refusal
+		}
 	}
-	if refusal == nil {
-		refusal = usable(inv, s.Clock.Now())
+	if err == nil {
+		return inv, nil
 	}
+	refusal := s.failure(err)
 	s.account(client, "", refusal)
 	return inv, refusal
 }

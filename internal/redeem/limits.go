@@ -2,6 +2,7 @@ package redeem
 
 import (
 	"context"
+	"errors"
 	"hash/fnv"
 	"net"
 	"net/http"
@@ -226,22 +227,22 @@ func (l *limiter) idFailed(client, id string) {
 // lock, so a client that sends many guesses at the same moment cannot have them all checked
 // against a budget none of them has spent yet. The lookup reads the cache only, so holding
 // the lock costs little; people behind one address simply take turns for it.
-func (s *Server) tryToken(ctx context.Context, w http.ResponseWriter, client, submitted, id string) (*invitesv1alpha1.Invitation, *Error, error) {
+func (s *Server) tryToken(ctx context.Context, w http.ResponseWriter, client, submitted, id string) (*invitesv1alpha1.Invitation, error) {
 	unlock := s.limits().lockClient(client)
 	defer unlock()
 	if refusal := s.admitClient(w, client); refusal != nil {
-		return nil, refusal, nil
+		return nil, refusal
 	}
 	if wait := s.limits().idLocked(client, id); wait > 0 {
 		retryAfter(w, wait)
-		return nil, errLocked, nil
+		return nil, errLocked
 	}
-	inv, refusal, err := s.lookup(ctx, submitted)
-	if refusal == errUnknownToken {
+	inv, err := s.lookup(ctx, submitted)
+	if errors.Is(err, errUnknownToken) {
 		s.limits().clientFailed(client)
 		s.limits().idFailed(client, id)
 	}
-	return inv, refusal, err
+	return inv, err
 }
 
 // lockClient serializes one client's token checks.

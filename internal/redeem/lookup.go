@@ -16,14 +16,14 @@ import (
 // nothing. Two invitations sealed with the same token would make the answer ambiguous: the
 // controller never issues a token another invitation holds, and if it happened anyway the
 // token redeems neither.
-func (s *Server) lookup(ctx context.Context, submitted string) (*invitesv1alpha1.Invitation, *Error, error) {
+func (s *Server) lookup(ctx context.Context, submitted string) (*invitesv1alpha1.Invitation, error) {
 	t, err := token.Parse(submitted)
 	if err != nil {
-		return nil, errUnknownToken, nil
+		return nil, errUnknownToken
 	}
 	var list invitesv1alpha1.InvitationList
 	if err := s.Reader.List(ctx, &list, client.MatchingFields{seal.TokenHashIndex: s.Sealer.TokenHash(t.Value)}); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	var found *invitesv1alpha1.Invitation
 	for i := range list.Items {
@@ -34,12 +34,12 @@ func (s *Server) lookup(ctx context.Context, submitted string) (*invitesv1alpha1
 		if found != nil {
 			s.Log.Info("a token is sealed into two invitations; it redeems neither",
 				"invitation", client.ObjectKeyFromObject(found).String(), "other", client.ObjectKeyFromObject(inv).String())
-			return nil, errUnknownToken, nil
+			return nil, errUnknownToken
 		}
 		found = inv
 	}
 	if found == nil {
-		return nil, errUnknownToken, nil
+		return nil, errUnknownToken
 	}
-	return found.DeepCopy(), nil, nil
+	return found.DeepCopy(), nil
 }

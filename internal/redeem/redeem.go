@@ -44,12 +44,9 @@ type Result struct {
 // A person who already holds the grants is told so from live state and nothing is bound;
 // one whose grants were removed gets them back only through a new invitation.
 func (s *Server) Redeem(ctx context.Context, submitted string, user identity.User) (Result, *Error) {
-	inv, refusal, err := s.lookup(ctx, submitted)
+	inv, err := s.lookup(ctx, submitted)
 	if err != nil {
 		return Result{}, s.failure(err)
-	}
-	if refusal != nil {
-		return Result{}, refusal
 	}
 	result := Result{Invitation: inv.Name, Namespace: inv.Namespace, User: user.Username, Groups: user.Groups, tokenID: inv.Status.TokenID}
 	if refusal := checkEmail(inv, user); refusal != nil {
@@ -57,8 +54,8 @@ func (s *Server) Redeem(ctx context.Context, submitted string, user identity.Use
 	}
 	// The inviter's right is checked again now: policies and RBAC may have changed since
 	// the invitation was admitted.
-	if refusal, err := s.checkPolicy(ctx, inv); refusal != nil || err != nil {
-		return result, orFailure(refusal, err, s)
+	if err := s.checkPolicy(ctx, inv); err != nil {
+		return result, s.failure(err)
 	}
 	held, err := s.holdsLive(ctx, inv, user.Username)
 	if err != nil {
@@ -68,9 +65,9 @@ func (s *Server) Redeem(ctx context.Context, submitted string, user identity.Use
 		return s.answer(result, inv, user.Username, false), nil
 	}
 	now := s.Clock.Now()
-	inv, outcome, claimRefusal, err := s.claim(ctx, inv, user.Username, now)
-	if claimRefusal != nil || err != nil {
-		return result, orFailure(claimRefusal, err, s)
+	inv, outcome, err := s.claim(ctx, inv, user.Username, now)
+	if err != nil {
+		return result, s.failure(err)
 	}
 	if outcome == alreadyRedeemed {
 		return s.answer(result, inv, user.Username, false), nil
@@ -144,13 +141,6 @@ func (s *Server) answer(result Result, inv *invitesv1alpha1.Invitation, username
 	return result
 }
 
-func orFailure(refusal *Error, err error, s *Server) *Error {
-	if refusal != nil {
-		return refusal
-	}
-	return s.failure(err)
-}
-
 // failure turns an error into the refusal it stands for: 503 when the API server could
 // not be reached or could not answer in time (the person may simply retry), else 500.
 func (s *Server) failure(err error) *Error {
@@ -198,23 +188,23 @@ func checkEmail(inv *invitesv1alpha1.Invitation, user identity.User) *Error {
 	return nil
 }
 
-func (s *Server) checkPolicy(ctx context.Context, inv *invitesv1alpha1.Invitation) (*Error, error) {
+func (s *Server) checkPolicy(ctx context.Context, inv *invitesv1alpha1.Invitation) error {
 	if inv.Spec.Inviter == nil {
-		return errPolicyDenied, nil
+		return errPolicyDenied
 	}
 	decision, err := s.Authorizer.Authorize(ctx, inv, *inv.Spec.Inviter)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if !decision.Allowed {
 		s.Recorder.Eventf(inv, nil, corev1.EventTypeWarning, "Denied", "Redeem", "a redemption was refused: %s", decision.Message(*inv.Spec.Inviter))
-		return errPolicyDenied, nil
+		return errPolicyDenied
 	}
 	// The policy's maxLifetime holds whatever status says about the token's expiry.
 	if end, capped := policy.LifetimeEnd(inv, decision); capped && !s.Clock.Now().Before(end) {
-		return errExpired, nil
+		return errExpired
 	}
-	return nil, nil
+	return nil
 }
 
 // grantsExpireAt is when the user's grants end, as the invitation records their redemption.

@@ -261,8 +261,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, client string) (R
 	if refusal := s.admitUser(w, user.Username); refusal != nil {
 		return Result{}, refusal, user.Username, parsed.ID
 	}
-	if _, refusal, err := s.tryToken(ctx, w, client, req.Token, parsed.ID); refusal != nil || err != nil {
-		return Result{}, orFailure(refusal, err, s), user.Username, parsed.ID
+	if _, err := s.tryToken(ctx, w, client, req.Token, parsed.ID); err != nil {
+		return Result{}, s.failure(err), user.Username, parsed.ID
 	}
 	result, refusal := s.Redeem(ctx, req.Token, user)
 	return result, refusal, user.Username, parsed.ID
