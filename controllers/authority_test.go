@@ -214,12 +214,14 @@ var _ = Describe("Delivery", func() {
 			},
 			StringData: map[string]string{"token": "phishing.abcdefghijklmnopqrstuvwxyz234567", "url": "https://evil.test/i/phishing"},
 		})).To(Succeed())
+		writer := statusWriter(ctx, ns, "eve")
 		Eventually(func() error {
 			latest := getInvitation(ctx, Default, inv)
+			patch := client.MergeFrom(latest.DeepCopy())
 			latest.Status.TokenSecretRef = &invitesv1alpha1.ObjectReference{Name: "phish"}
 			latest.Status.DeliveredAt = nil
 			meta.RemoveStatusCondition(&latest.Status.Conditions, invitesv1alpha1.InvitationDeliveredCondition)
-			return k8sClient.Status().Update(ctx, latest)
+			return writer.Status().Patch(ctx, latest, patch)
 		}).Should(Succeed())
 		Expect(mallory.Patch(ctx, tokenSecretOf(ctx, current), mergePatch(`{"stringData":{"url":"https://evil.test/i/edited"}}`))).To(Succeed())
 

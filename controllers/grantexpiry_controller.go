@@ -3,7 +3,6 @@ package controllers
 import (
 	"context"
 	"strings"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/tools/events"
@@ -38,15 +37,15 @@ func (r *GrantExpiryReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	if err := r.Get(ctx, req.NamespacedName, binding); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	raw, ok := binding.GetAnnotations()[invitesv1alpha1.ExpiresAtAnnotation]
+	expiresAt, ok, err := bindings.EndsAt(binding)
 	if !ok || !bindings.Sealed(r.Sealer, binding) {
 		// Not a time-bound grant of rolecall's: someone else's binding is theirs to manage.
 		return ctrl.Result{}, nil
 	}
-	expiresAt, err := time.Parse(time.RFC3339, raw)
 	if err != nil {
-		// Someone edited the annotation: leave the binding to them rather than guess.
-		logf.FromContext(ctx).Info("ignoring a binding whose expiry does not parse", "value", raw)
+		// The seal covers the annotation, so only rolecall could have written it: leave the
+		// binding rather than guess.
+		logf.FromContext(ctx).Info("ignoring a binding whose expiry does not parse", "error", err.Error())
 		return ctrl.Result{}, nil
 	}
 	if remaining := expiresAt.Sub(r.Clock.Now()); remaining > 0 {

@@ -240,14 +240,21 @@ func MadeByItsRedemption(binding client.Object) bool {
 	return !created.Before(claimedAt.Add(-bindWindow)) && !created.After(claimedAt.Add(bindWindow))
 }
 
-// Expired says the binding's sealed grant end has passed.
-func Expired(binding client.Object, now time.Time) bool {
+// EndsAt is when the binding's grant ends, if it has an end. ok is false for a grant without
+// one; err is set when the annotation does not parse (someone edited it).
+func EndsAt(binding client.Object) (end time.Time, ok bool, err error) {
 	raw, ok := binding.GetAnnotations()[invitesv1alpha1.ExpiresAtAnnotation]
 	if !ok {
-		return false
+		return time.Time{}, false, nil
 	}
-	end, err := time.Parse(time.RFC3339, raw)
-	return err != nil || !now.Before(end)
+	end, err = time.Parse(time.RFC3339, raw)
+	return end, true, err
+}
+
+// Expired says the binding's grant end has passed (or cannot be read).
+func Expired(binding client.Object, now time.Time) bool {
+	end, ok, err := EndsAt(binding)
+	return ok && (err != nil || !now.Before(end))
 }
 
 // Owner is what a sealed binding says about where it came from.

@@ -139,16 +139,7 @@ var _ = Describe("Attacks on rolecall's authority", Ordered, ContinueOnFailure, 
 		// A redemption creates its bindings within moments of its claim (which the seal
 		// covers); the API server stamps creationTimestamp, so a copy made later is known.
 		It("does not add a person back to the group when a namespace admin recreates their sealed binding after an administrator deleted it", func(ctx SpecContext) {
-			ns := c.namespaceWithRole(ctx, "atk-restore")
-			inv, tok := c.offer(ctx, ns, "oncall", invitesv1alpha1.InvitationSpec{MaxUses: 3,
-				Grants: []invitesv1alpha1.Grant{{Role: "pod-reader", IDPGroup: "oncall"}}})
-			person := c.redeemers(ctx, ns, 1)[0]
-			Expect(redeemVia(ctx, m, nextClient(), person.credential, tok)).To(Equal(http.StatusCreated))
-			Eventually(func() []map[string]any { return idp.actions(person.username, "add") }).Should(HaveLen(1))
-			Eventually(func() string {
-				return c.bindingOf(ctx, inv, person.username).Annotations[invitesv1alpha1.IDPGroupAddedAnnotation]
-			}).ShouldNot(BeEmpty())
-			sealed := c.bindingOf(ctx, inv, person.username)
+			ns, person, sealed := c.redeemedIntoGroup(ctx, m, idp, "atk-restore", nil)
 
 			By("an administrator takes the access away")
 			Expect(c.admin.Delete(ctx, sealed)).To(Succeed())
@@ -169,15 +160,7 @@ var _ = Describe("Attacks on rolecall's authority", Ordered, ContinueOnFailure, 
 		})
 
 		It("does not add a person back to the group when a namespace admin recreates a sealed binding whose grantDuration is over", func(ctx SpecContext) {
-			ns := c.namespaceWithRole(ctx, "atk-expired")
-			inv, tok := c.offer(ctx, ns, "oncall", invitesv1alpha1.InvitationSpec{MaxUses: 3, GrantDuration: &metav1.Duration{Duration: 4 * time.Second},
-				Grants: []invitesv1alpha1.Grant{{Role: "pod-reader", IDPGroup: "oncall"}}})
-			person := c.redeemers(ctx, ns, 1)[0]
-			Expect(redeemVia(ctx, m, nextClient(), person.credential, tok)).To(Equal(http.StatusCreated))
-			Eventually(func() string {
-				return c.bindingOf(ctx, inv, person.username).Annotations[invitesv1alpha1.IDPGroupAddedAnnotation]
-			}).ShouldNot(BeEmpty())
-			sealed := c.bindingOf(ctx, inv, person.username)
+			ns, person, sealed := c.redeemedIntoGroup(ctx, m, idp, "atk-expired", &metav1.Duration{Duration: 4 * time.Second})
 			Eventually(func() []map[string]any { return idp.actions(person.username, "remove") }).Should(HaveLen(1), "the grant expired")
 			Expect(idp.actions(person.username, "add")).To(HaveLen(1))
 
@@ -187,15 +170,7 @@ var _ = Describe("Attacks on rolecall's authority", Ordered, ContinueOnFailure, 
 		})
 
 		It("still removes the membership when a namespace admin strips the binding's finalizer before deleting it", func(ctx SpecContext) {
-			ns := c.namespaceWithRole(ctx, "atk-finalizer")
-			inv, tok := c.offer(ctx, ns, "oncall", invitesv1alpha1.InvitationSpec{MaxUses: 3,
-				Grants: []invitesv1alpha1.Grant{{Role: "pod-reader", IDPGroup: "oncall"}}})
-			person := c.redeemers(ctx, ns, 1)[0]
-			Expect(redeemVia(ctx, m, nextClient(), person.credential, tok)).To(Equal(http.StatusCreated))
-			Eventually(func() string {
-				return c.bindingOf(ctx, inv, person.username).Annotations[invitesv1alpha1.IDPGroupAddedAnnotation]
-			}).ShouldNot(BeEmpty())
-			binding := c.bindingOf(ctx, inv, person.username)
+			ns, person, binding := c.redeemedIntoGroup(ctx, m, idp, "atk-finalizer", nil)
 
 			mallory := c.namespaceAdmin(ctx, ns, "mallory")
 			patch := client.MergeFrom(binding.DeepCopy())
@@ -207,15 +182,7 @@ var _ = Describe("Attacks on rolecall's authority", Ordered, ContinueOnFailure, 
 		})
 
 		It("still removes the membership when a namespace admin strips the added-at annotation (and the subjects) before deleting the binding", func(ctx SpecContext) {
-			ns := c.namespaceWithRole(ctx, "atk-addedat")
-			inv, tok := c.offer(ctx, ns, "oncall", invitesv1alpha1.InvitationSpec{MaxUses: 3,
-				Grants: []invitesv1alpha1.Grant{{Role: "pod-reader", IDPGroup: "oncall"}}})
-			person := c.redeemers(ctx, ns, 1)[0]
-			Expect(redeemVia(ctx, m, nextClient(), person.credential, tok)).To(Equal(http.StatusCreated))
-			Eventually(func() string {
-				return c.bindingOf(ctx, inv, person.username).Annotations[invitesv1alpha1.IDPGroupAddedAnnotation]
-			}).ShouldNot(BeEmpty())
-			binding := c.bindingOf(ctx, inv, person.username)
+			ns, person, binding := c.redeemedIntoGroup(ctx, m, idp, "atk-addedat", nil)
 
 			mallory := c.namespaceAdmin(ctx, ns, "mallory")
 			patch := client.MergeFrom(binding.DeepCopy())
@@ -477,18 +444,18 @@ var _ = Describe("Attacks on rolecall's authority", Ordered, ContinueOnFailure, 
 			Expect(planter.Create(ctx, planted)).To(Succeed())
 			person := c.redeemers(ctx, ns, 1)[0]
 			ip := nextClient()
-			status, _ := redeemAt2(ctx, m, ip, person.credential, mine)
+			status, _ := redeemAs(ctx, m, ip, person.credential, mine)
 			Expect(status).To(Equal(http.StatusNotFound))
 
 			By("overwriting the real token Secret with a token of the planter's choosing")
 			before := c.latest(ctx, inv)
 			Expect(planter.Update(ctx, tokenSecretFor(inv, before.Status.TokenSecretRef.Name, mine))).To(Succeed())
-			status, _ = redeemAt2(ctx, m, ip, person.credential, mine)
+			status, _ = redeemAs(ctx, m, ip, person.credential, mine)
 			Expect(status).To(Equal(http.StatusNotFound))
 			Eventually(func() string { return c.latest(ctx, inv).Status.TokenID }).ShouldNot(Equal(before.Status.TokenID), "the token is re-issued")
 			after := c.latest(ctx, inv)
 			Expect(after.Status.ExpiresAt.Time).To(BeTemporally("<=", before.Status.ExpiresAt.Time), "a Secret write extends nothing")
-			status, _ = redeemAt2(ctx, m, ip, person.credential, mine)
+			status, _ = redeemAs(ctx, m, ip, person.credential, mine)
 			Expect(status).To(Equal(http.StatusNotFound))
 			Expect(c.holders(ctx, inv)).To(BeEmpty())
 		})
@@ -526,7 +493,7 @@ var _ = Describe("Attacks on rolecall's authority", Ordered, ContinueOnFailure, 
 			time.Sleep(2 * time.Second)
 			redeemedFrom := map[string]bool{}
 			for _, p := range c.redeemers(ctx, ns, 3) {
-				status, body := redeemAt2(ctx, m, nextClient(), p.credential, value)
+				status, body := redeemAs(ctx, m, nextClient(), p.credential, value)
 				if status == http.StatusCreated || status == http.StatusOK {
 					redeemedFrom[fmt.Sprint(body["invitation"])] = true
 				}
@@ -549,7 +516,7 @@ var _ = Describe("Attacks on rolecall's authority", Ordered, ContinueOnFailure, 
 			for i := range 25 {
 				wrong, err := token.NewLink()
 				Expect(err).NotTo(HaveOccurred())
-				status, _ := redeemAt2(ctx, m, fmt.Sprintf("2001:db8:77:1::%x", i+1), person.credential, wrong.Value)
+				status, _ := redeemAs(ctx, m, fmt.Sprintf("2001:db8:77:1::%x", i+1), person.credential, wrong.Value)
 				statuses = append(statuses, status)
 			}
 			Expect(statuses).To(ContainElement(http.StatusTooManyRequests), "%v", statuses)
@@ -567,7 +534,7 @@ var _ = Describe("Attacks on rolecall's authority", Ordered, ContinueOnFailure, 
 			Expect(after.Status.ExpiresAt.Time).To(BeTemporally("==", inv.Status.ExpiresAt.Time))
 			Expect(after.Status.IssuedAt.Time).To(BeTemporally("==", inv.Status.IssuedAt.Time))
 			person := c.redeemers(ctx, ns, 1)[0]
-			status, _ := redeemAt2(ctx, m, nextClient(), person.credential, tok)
+			status, _ := redeemAs(ctx, m, nextClient(), person.credential, tok)
 			Expect(status).To(Equal(http.StatusNotFound), "the old token died with its Secret")
 		})
 
@@ -580,14 +547,14 @@ var _ = Describe("Attacks on rolecall's authority", Ordered, ContinueOnFailure, 
 			var wg sync.WaitGroup
 			statuses := make([]int, 6)
 			for i := range 6 {
-				wg.Go(func() { statuses[i], _ = redeemAt2(ctx, m, nextClient(), people[i].credential, tok) })
+				wg.Go(func() { statuses[i], _ = redeemAs(ctx, m, nextClient(), people[i].credential, tok) })
 			}
 			patch := client.MergeFrom(inv.DeepCopy())
 			inv.Annotations = map[string]string{invitesv1alpha1.ResendAnnotation: "race-1"}
 			Expect(c.admin.Patch(ctx, inv, patch)).To(Succeed())
 			usesAtResend := c.latest(ctx, inv).Status.Uses
 			for i := 6; i < 12; i++ {
-				status, _ := redeemAt2(ctx, m, nextClient(), people[i].credential, tok)
+				status, _ := redeemAs(ctx, m, nextClient(), people[i].credential, tok)
 				Expect(status).NotTo(BeElementOf(http.StatusOK, http.StatusCreated), "%s redeemed a token a resend had replaced", people[i].username)
 			}
 			wg.Wait()
@@ -602,7 +569,7 @@ var _ = Describe("Attacks on rolecall's authority", Ordered, ContinueOnFailure, 
 			for range 15 {
 				code, _ := getVia(ctx, m, attacker, "/i/"+wrong)
 				Expect(code).NotTo(Equal(http.StatusOK))
-				status, _ := redeemAt2(ctx, m, attacker, "", wrong)
+				status, _ := redeemAs(ctx, m, attacker, "", wrong)
 				Expect(status).NotTo(BeElementOf(http.StatusOK, http.StatusCreated))
 			}
 			By("from many addresses at once, putting the ID under attack")
@@ -616,7 +583,7 @@ var _ = Describe("Attacks on rolecall's authority", Ordered, ContinueOnFailure, 
 			code, _ := getVia(ctx, m, victim, "/i/"+tok)
 			Expect(code).To(Equal(http.StatusOK))
 			person := c.redeemers(ctx, ns, 1)[0]
-			status, body := redeemAt2(ctx, m, victim, person.credential, tok)
+			status, body := redeemAs(ctx, m, victim, person.credential, tok)
 			Expect(status).To(Equal(http.StatusCreated), "%v", body)
 		})
 
@@ -628,7 +595,7 @@ var _ = Describe("Attacks on rolecall's authority", Ordered, ContinueOnFailure, 
 			var statuses []int
 			for i := range 30 {
 				// Each request from a fresh address: the per-user bound must hold alone.
-				status, _ := redeemAt2(ctx, m, fmt.Sprintf("192.0.2.%d", i+1), people[1].credential, tok)
+				status, _ := redeemAs(ctx, m, fmt.Sprintf("192.0.2.%d", i+1), people[1].credential, tok)
 				statuses = append(statuses, status)
 			}
 			Expect(statuses[:15]).To(ContainElement(http.StatusTooManyRequests), "%v", statuses)
@@ -645,7 +612,7 @@ var _ = Describe("Attacks on rolecall's authority", Ordered, ContinueOnFailure, 
 			By("at once")
 			Expect(redeemVia(ctx, m, nextClient(), people[0].credential, tok)).To(Equal(http.StatusCreated))
 			Expect(c.admin.Delete(ctx, c.bindingOf(ctx, inv, people[0].username))).To(Succeed())
-			status, _ := redeemAt2(ctx, m, nextClient(), people[0].credential, tok)
+			status, _ := redeemAs(ctx, m, nextClient(), people[0].credential, tok)
 			Expect(status).NotTo(BeElementOf(http.StatusOK, http.StatusCreated))
 			Consistently(func() map[string]int { return c.holders(ctx, inv) }).WithTimeout(3 * time.Second).ShouldNot(HaveKey(people[0].username))
 
@@ -661,7 +628,7 @@ var _ = Describe("Attacks on rolecall's authority", Ordered, ContinueOnFailure, 
 				wg.Go(func() {
 					for time.Now().Before(stop) {
 						wasDeleted := deleted.Load()
-						status, _ := redeemAt2(ctx, m, ip, p.credential, tok)
+						status, _ := redeemAs(ctx, m, ip, p.credential, tok)
 						if status == http.StatusCreated && !deleted.Load() {
 							if deleted.CompareAndSwap(false, true) {
 								Expect(c.admin.Delete(ctx, c.bindingOf(ctx, inv, p.username))).To(Succeed())
@@ -720,7 +687,7 @@ var _ = Describe("Attacks on rolecall's authority", Ordered, ContinueOnFailure, 
 				Subjects: []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: person.username}},
 			}
 			Expect(c.namespaceAdmin(ctx, ns, "mallory").Create(ctx, squat)).To(Succeed())
-			status, body := redeemAt2(ctx, m, nextClient(), person.credential, tok)
+			status, body := redeemAs(ctx, m, nextClient(), person.credential, tok)
 			Expect(status).To(Equal(http.StatusConflict), "%v", body)
 			Expect(body).To(HaveKeyWithValue("code", "binding_conflict"))
 			Eventually(func() int32 { return c.latest(ctx, inv).Status.Uses }).Should(BeZero())
@@ -757,7 +724,7 @@ var _ = Describe("Attacks on rolecall's authority", Ordered, ContinueOnFailure, 
 				return statusWriter.Status().Update(ctx, target)
 			}).Should(Succeed())
 			person := c.redeemers(ctx, ns, 1)[0]
-			status, body := redeemAt2(ctx, m, nextClient(), person.credential, myTok)
+			status, body := redeemAs(ctx, m, nextClient(), person.credential, myTok)
 			Expect(status).To(Equal(http.StatusCreated), "%v", body)
 			Expect(body).To(HaveKeyWithValue("invitation", "mine"))
 			Consistently(func() map[string]int { return c.holders(ctx, richer) }).WithTimeout(2 * time.Second).Should(BeEmpty())
@@ -815,7 +782,7 @@ var _ = Describe("Attacks on rolecall's authority", Ordered, ContinueOnFailure, 
 				return statusWriter.Status().Update(ctx, target)
 			}).Should(Succeed())
 			people := c.redeemers(ctx, ns, 2)
-			status, _ := redeemAt2(ctx, m, nextClient(), people[0].credential, tok)
+			status, _ := redeemAs(ctx, m, nextClient(), people[0].credential, tok)
 			Expect(status).NotTo(BeElementOf(http.StatusOK, http.StatusCreated), "an expired token redeemed after a status edit")
 
 			By("restoring the status a resend replaced")
@@ -837,7 +804,7 @@ var _ = Describe("Attacks on rolecall's authority", Ordered, ContinueOnFailure, 
 				return writer2.Status().Update(ctx, target)
 			}).Should(Succeed())
 			person := c.redeemers(ctx, ns2, 1)[0]
-			status, _ = redeemAt2(ctx, m, nextClient(), person.credential, tok2)
+			status, _ = redeemAs(ctx, m, nextClient(), person.credential, tok2)
 			Expect(status).To(Equal(http.StatusNotFound), "the token a resend replaced redeemed again")
 		})
 
@@ -868,7 +835,7 @@ var _ = Describe("Attacks on rolecall's authority", Ordered, ContinueOnFailure, 
 				return statusWriter.Status().Update(ctx, target)
 			}).Should(Succeed())
 			person := c.redeemers(ctx, ns, 1)[0]
-			status, body := redeemAt2(ctx, m, nextClient(), person.credential, tok)
+			status, body := redeemAs(ctx, m, nextClient(), person.credential, tok)
 			Expect(status).To(Equal(http.StatusForbidden), "%v", body)
 			Expect(c.holders(ctx, inv)).To(BeEmpty())
 		})
@@ -890,7 +857,7 @@ var _ = Describe("Attacks on rolecall's authority", Ordered, ContinueOnFailure, 
 			}).Should(Succeed())
 			Eventually(func() string { return c.latest(ctx, inv).Status.TokenID }).ShouldNot(Equal(inv.Status.TokenID))
 			person := c.redeemers(ctx, ns, 1)[0]
-			status, _ := redeemAt2(ctx, m, nextClient(), person.credential, tok)
+			status, _ := redeemAs(ctx, m, nextClient(), person.credential, tok)
 			Expect(status).To(Equal(http.StatusNotFound), "the wiped token still redeems")
 			after := c.latest(ctx, inv)
 			Expect(after.Status.TokenID).To(BeEmpty(), "no new token: the invitation waits for a resend")
@@ -1122,6 +1089,23 @@ func (c *cluster) waitToken(ctx context.Context, inv *invitesv1alpha1.Invitation
 }
 
 // bindingOf is the RoleBinding rolecall made for the user's first grant, read live.
+// redeemedIntoGroup offers, in a fresh namespace, an invitation whose grant also adds the
+// person to the identity provider group oncall, redeems it, waits for the hook's add and
+// returns the sealed binding rolecall made.
+func (c *cluster) redeemedIntoGroup(ctx context.Context, m *managerProcess, idp *idpReceiver, prefix string, grantDuration *metav1.Duration) (string, redeemer, *rbacv1.RoleBinding) {
+	GinkgoHelper()
+	ns := c.namespaceWithRole(ctx, prefix)
+	inv, tok := c.offer(ctx, ns, "oncall", invitesv1alpha1.InvitationSpec{MaxUses: 3, GrantDuration: grantDuration,
+		Grants: []invitesv1alpha1.Grant{{Role: "pod-reader", IDPGroup: "oncall"}}})
+	person := c.redeemers(ctx, ns, 1)[0]
+	Expect(redeemVia(ctx, m, nextClient(), person.credential, tok)).To(Equal(http.StatusCreated))
+	Eventually(func() []map[string]any { return idp.actions(person.username, "add") }).Should(HaveLen(1))
+	Eventually(func() string {
+		return c.bindingOf(ctx, inv, person.username).Annotations[invitesv1alpha1.IDPGroupAddedAnnotation]
+	}).ShouldNot(BeEmpty())
+	return ns, person, c.bindingOf(ctx, inv, person.username)
+}
+
 func (c *cluster) bindingOf(ctx context.Context, inv *invitesv1alpha1.Invitation, username string) *rbacv1.RoleBinding {
 	GinkgoHelper()
 	rb := &rbacv1.RoleBinding{}
@@ -1173,28 +1157,14 @@ func nextClient() string {
 	return fmt.Sprintf("10.77.%d.%d", n/250, n%250+1)
 }
 
-// redeemAt2 posts a redemption as the client at ip, forwarded by the trusted proxy.
-func redeemAt2(ctx context.Context, m *managerProcess, ip, credential, tok string) (int, map[string]any) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, m.redeemURL+"/api/v1/redemptions", strings.NewReader(fmt.Sprintf(`{"token":%q}`, tok)))
-	Expect(err).NotTo(HaveOccurred())
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-Forwarded-For", ip)
-	if credential != "" {
-		req.Header.Set("Authorization", "Bearer "+credential)
-	}
-	resp, err := (&http.Client{Timeout: time.Minute}).Do(req)
-	if err != nil {
-		return 0, nil
-	}
-	defer func() { _ = resp.Body.Close() }()
-	body := map[string]any{}
-	_ = json.NewDecoder(resp.Body).Decode(&body)
-	return resp.StatusCode, body
+// redeemAs posts a redemption as the client at ip, forwarded by the trusted proxy.
+func redeemAs(ctx context.Context, m *managerProcess, ip, credential, tok string) (int, map[string]any) {
+	return redeemForwarded(ctx, m.redeemURL, ip, credential, tok)
 }
 
-// redeemVia is redeemAt2's status alone.
+// redeemVia is redeemAs's status alone.
 func redeemVia(ctx context.Context, m *managerProcess, ip, credential, tok string) int {
-	status, _ := redeemAt2(ctx, m, ip, credential, tok)
+	status, _ := redeemAs(ctx, m, ip, credential, tok)
 	return status
 }
 

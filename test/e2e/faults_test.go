@@ -175,8 +175,18 @@ var _ = Describe("The manager binary under faults", Ordered, func() {
 
 // redeemAt posts a redemption; status 0 means no answer (the server was gone).
 func redeemAt(ctx context.Context, redeemURL, credential, tok string) (int, map[string]any) {
+	return redeemForwarded(ctx, redeemURL, "", credential, tok)
+}
+
+// redeemForwarded posts a redemption, as the client forwardedFor names when it is set (the
+// manager trusts the test's loopback proxy); status 0 means no answer.
+func redeemForwarded(ctx context.Context, redeemURL, forwardedFor, credential, tok string) (int, map[string]any) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, redeemURL+"/api/v1/redemptions", strings.NewReader(fmt.Sprintf(`{"token":%q}`, tok)))
 	Expect(err).NotTo(HaveOccurred())
+	req.Header.Set("Content-Type", "application/json")
+	if forwardedFor != "" {
+		req.Header.Set("X-Forwarded-For", forwardedFor)
+	}
 	if credential != "" {
 		req.Header.Set("Authorization", "Bearer "+credential)
 	}
